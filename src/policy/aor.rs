@@ -1,0 +1,250 @@
+//! Identities: addresses of record compared as `user@host`, and domains.
+//!
+//! RFC 3261 §19.1.4: the user part compares case-sensitively, the host
+//! case-insensitively; URI parameters and the port do not name a different person,
+//! so they are dropped. The schemes `sip`, `sips`, `pres` (RFC 3859) and `im`
+//! (RFC 3860) all name the same AoR.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a string is not an AoR or a domain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AorError {
+    #[error("empty address")]
+    Empty,
+    #[error("address `{0}` has no `@`: expected user@domain")]
+    NoAt(String),
+    #[error("address `{0}` has an empty user part")]
+    EmptyUser(String),
+    #[error("user part of `{0}` contains a character not allowed in a SIP user (RFC 3261 §25.1)")]
+    BadUser(String),
+    #[error("`{0}` is not a valid domain name or IP address")]
+    BadDomain(String),
+    #[error("unsupported URI scheme in `{0}` (expected sip, sips, pres or im)")]
+    BadScheme(String),
+}
+
+/// A domain name (or IP literal), lower-cased and validated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Domain(String);
+
+impl Domain {
+    /// Validates a domain: RFC 1035 labels (letters, digits, `-`, not starting or
+    /// ending with `-`, 1..=63 bytes, 253 in all), an IPv4 literal, or a bracketed
+    /// IPv6 reference (RFC 5118). Lower-cases it.
+    pub fn parse(s: &str) -> Result<Self, AorError> {
+        let s = s.trim();
+        let lower = s.to_ascii_lowercase();
+        if lower.is_empty() || lower.len() > 253 {
+            return Err(AorError::BadDomain(s.to_string()));
+        }
+        if let Some(inner) = lower.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            return inner
+                .parse::<std::net::Ipv6Addr>()
+                .map(|_| Domain(lower.clone()))
+                .map_err(|_| AorError::BadDomain(s.to_string()));
+        }
+        let labels_ok = lower.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+        if labels_ok {
+            Ok(Domain(lower))
+        } else {
+            Err(AorError::BadDomain(s.to_string()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Domain {
+    type Error = AorError;
+    fn try_from(s: String) -> Result<Self, AorError> {
+        Domain::parse(&s)
+    }
+}
+
+impl From<Domain> for String {
+    fn from(d: Domain) -> String {
+        d.0
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An address of record, `user@host`, normalized for comparison.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Aor {
+    /// `user@host` with the host lower-cased.
+    full: String,
+    /// Byte offset of the `@`.
+    at: usize,
+}
+
+/// The AoR of a watcher the proxy cannot identify (RFC 3323 §4.1.1.3).
+pub const ANONYMOUS: &str = "anonymous@anonymous.invalid";
+
+impl Aor {
+    /// Parses `user@host`, optionally with a `sip:`/`sips:`/`pres:`/`im:` scheme,
+    /// angle brackets, a port and URI parameters (all dropped). The user part may
+    /// carry RFC 3261 escapes, which are decoded (§19.1.4: `%61lice` is `alice`).
+    pub fn parse(s: &str) -> Result<Self, AorError> {
+        let t = s.trim();
+        let t = t.strip_prefix('<').and_then(|r| r.strip_suffix('>')).unwrap_or(t);
+        if t.is_empty() {
+            return Err(AorError::Empty);
+        }
+        let rest = match t.find(':') {
+            Some(i) if !t[..i].contains('@') => {
+                let scheme = t[..i].to_ascii_lowercase();
+                if !matches!(scheme.as_str(), "sip" | "sips" | "pres" | "im") {
+                    return Err(AorError::BadScheme(s.to_string()));
+                }
+                &t[i + 1..]
+            }
+            _ => t,
+        };
+        // URI parameters and headers end the AoR.
+        let rest = rest.split([';', '?']).next().unwrap_or("");
+        let at = rest.rfind('@').ok_or_else(|| AorError::NoAt(s.to_string()))?;
+        let (user_raw, hostport) = (&rest[..at], &rest[at + 1..]);
+        // Password (`user:pw@host`) is not part of the identity.
+        let user_raw = user_raw.split(':').next().unwrap_or("");
+        if user_raw.is_empty() {
+            return Err(AorError::EmptyUser(s.to_string()));
+        }
+        let user = unescape_user(user_raw).ok_or_else(|| AorError::BadUser(s.to_string()))?;
+        let host = strip_port(hostport);
+        let domain = Domain::parse(host)?;
+        let full = format!("{user}@{}", domain.as_str());
+        Ok(Aor { at: user.len(), full })
+    }
+
+    /// The unknown watcher, `anonymous@anonymous.invalid`.
+    pub fn anonymous() -> Self {
+        Aor::parse(ANONYMOUS).expect("constant is a valid AoR")
+    }
+
+    pub fn user(&self) -> &str {
+        &self.full[..self.at]
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.full[self.at + 1..]
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.full
+    }
+}
+
+fn strip_port(hostport: &str) -> &str {
+    if hostport.starts_with('[') {
+        return match hostport.find(']') {
+            Some(end) => &hostport[..=end],
+            None => hostport,
+        };
+    }
+    match hostport.rfind(':') {
+        Some(i) if hostport[i + 1..].bytes().all(|b| b.is_ascii_digit()) => &hostport[..i],
+        _ => hostport,
+    }
+}
+
+/// Decodes `%HH` escapes and checks the RFC 3261 §25.1 user characters.
+fn unescape_user(raw: &str) -> Option<String> {
+    let b = raw.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = raw.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            c if c.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&c) => {
+                out.push(c);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    let s = String::from_utf8(out).ok()?;
+    if s.chars().any(|c| c.is_control() || c == '@' || c == ' ') {
+        return None;
+    }
+    Some(s)
+}
+
+impl TryFrom<String> for Aor {
+    type Error = AorError;
+    fn try_from(s: String) -> Result<Self, AorError> {
+        Aor::parse(&s)
+    }
+}
+
+impl From<Aor> for String {
+    fn from(a: Aor) -> String {
+        a.full
+    }
+}
+
+impl fmt::Display for Aor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
+impl std::str::FromStr for Aor {
+    type Err = AorError;
+    fn from_str(s: &str) -> Result<Self, AorError> {
+        Aor::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_scheme_host_case_port_and_params() {
+        let a = Aor::parse("sip:Alice@Example.COM:5060;transport=tcp").unwrap();
+        assert_eq!(a.as_str(), "Alice@example.com");
+        assert_eq!(a.user(), "Alice");
+        assert_eq!(a.domain(), "example.com");
+        assert_eq!(Aor::parse("<pres:bob@x.org>").unwrap().as_str(), "bob@x.org");
+        assert_eq!(Aor::parse("im:bob@x.org").unwrap().as_str(), "bob@x.org");
+        assert_eq!(Aor::parse("sip:%61lice@x.org").unwrap().as_str(), "alice@x.org");
+        assert_eq!(Aor::parse("sip:u@[::1]:5060").unwrap().domain(), "[::1]");
+    }
+
+    #[test]
+    fn user_part_is_case_sensitive() {
+        assert_ne!(Aor::parse("Alice@x.org").unwrap(), Aor::parse("alice@x.org").unwrap());
+    }
+
+    #[test]
+    fn rejects_bad_input_with_reason() {
+        assert!(matches!(Aor::parse(""), Err(AorError::Empty)));
+        assert!(matches!(Aor::parse("alice"), Err(AorError::NoAt(_))));
+        assert!(matches!(Aor::parse("@x.org"), Err(AorError::EmptyUser(_))));
+        assert!(matches!(Aor::parse("a b@x.org"), Err(AorError::BadUser(_))));
+        assert!(matches!(Aor::parse("a@x..org"), Err(AorError::BadDomain(_))));
+        assert!(matches!(Aor::parse("tel:a@x.org"), Err(AorError::BadScheme(_))));
+    }
+}
