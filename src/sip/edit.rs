@@ -428,6 +428,9 @@ impl<'m> Editor<'m> {
             cursor = e;
         }
         out.extend_from_slice(&raw[cursor..]);
+        if msg.blank_missing {
+            out.extend_from_slice(msg.eol());
+        }
         Bytes::from(out)
     }
 }
@@ -532,6 +535,14 @@ Record-Route: <sip:127.0.0.1:5060;lr>\r\n\r\n";
         let m = p(b"MESSAGE sip:b@x SIP/2.0\nv: SIP/2.0/UDP h;branch=z9hG4bK1\nf: <sip:a@x>;tag=1\nt: <sip:b@x>\ni: c\nCSeq: 1 MESSAGE\n\nhi");
         let out = m.edit().finish();
         assert!(text(&out).ends_with("CSeq: 1 MESSAGE\nContent-Length: 2\n\nhi"));
+    }
+
+    #[test]
+    fn a_missing_empty_line_is_restored() {
+        let m = p(b"OPTIONS sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nl: 0\r\n");
+        let out = m.edit().set_max_forwards(70).finish();
+        assert!(text(&out).ends_with("l: 0\r\nMax-Forwards: 70\r\n\r\n"));
+        assert_eq!(p(&out).max_forwards(), Some(70));
     }
 
     #[test]

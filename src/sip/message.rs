@@ -88,6 +88,8 @@ pub struct Message {
     /// The message ends its lines with bare LF (some stacks and hand-written
     /// files do); lines the editor adds follow suit.
     pub(crate) lf_only: bool,
+    /// The data ended after the last header line without the empty line.
+    pub(crate) blank_missing: bool,
 }
 
 impl std::fmt::Debug for Message {

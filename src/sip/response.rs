@@ -100,7 +100,12 @@ fn error_response(data: &[u8], status: u16, reason: &str) -> Option<Bytes> {
         return None;
     }
     let top = req.values_of_kind(HeaderKind::Via).next()?;
-    Via::parse(top)?;
+    // Broken parameters do not stop the reply (RFC 4475 §3.1.2.1 wants a 400 for
+    // `Via: SIP/2.0/UDP 192.0.2.15;;,;,,`): sent-protocol and sent-by suffice.
+    let sent_by = top.split(|&b| b == b';').next().unwrap_or_default();
+    if Via::parse(top).is_none() && Via::parse(sent_by).is_none() {
+        return None;
+    }
     let tag = local_tag(&req);
     Some(response(
         &req,

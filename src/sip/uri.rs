@@ -28,6 +28,13 @@ fn is_scheme(s: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
+fn split_headers(s: &[u8]) -> (&[u8], &[u8]) {
+    match s.iter().position(|&c| c == b'?') {
+        Some(q) => (&s[..q], &s[q + 1..]),
+        None => (s, b""),
+    }
+}
+
 impl<'a> Uri<'a> {
     pub fn parse(b: &'a [u8]) -> Result<Uri<'a>, ParseError> {
         let colon = b
@@ -45,12 +52,9 @@ impl<'a> Uri<'a> {
         if rest.is_empty() {
             return Err(ParseError::BadUri);
         }
-        let (rest, headers) = match rest.iter().position(|&c| c == b'?') {
-            Some(q) => (&rest[..q], &rest[q + 1..]),
-            None => (rest, &b""[..]),
-        };
         let is_sip = scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips");
         if !is_sip {
+            let (rest, headers) = split_headers(rest);
             let semi = rest.iter().position(|&c| c == b';').unwrap_or(rest.len());
             return Ok(Uri {
                 scheme,
@@ -61,9 +65,10 @@ impl<'a> Uri<'a> {
                 headers,
             });
         }
-        // A literal `@` cannot appear in user or parameters unescaped, so the first
-        // one ends the userinfo.
-        let (user, hostpart) = match rest.iter().position(|&c| c == b'@') {
+        // The user part may hold `?`, `;`, `/`, ... (RFC 3261 §25.1 user-unreserved,
+        // RFC 4475 §3.1.1.2), but `@` appears neither in parameters nor in headers,
+        // so the last `@` ends the userinfo.
+        let (user, hostpart) = match rest.iter().rposition(|&c| c == b'@') {
             Some(at) => {
                 let userinfo = &rest[..at];
                 let user = match userinfo.iter().position(|&c| c == b':') {
@@ -77,6 +82,7 @@ impl<'a> Uri<'a> {
             }
             None => (None, rest),
         };
+        let (hostpart, headers) = split_headers(hostpart);
         let host_end = if hostpart.first() == Some(&b'[') {
             hostpart
                 .iter()
@@ -137,6 +143,7 @@ impl<'a> Uri<'a> {
         find_param(self.params, name)
     }
 
+    /// Whether the scheme is `sip` or `sips`.
     pub fn is_sip(&self) -> bool {
         self.scheme.eq_ignore_ascii_case(b"sip") || self.scheme.eq_ignore_ascii_case(b"sips")
     }
@@ -172,6 +179,12 @@ mod tests {
         let u = Uri::parse(b"sip:user;par=u%40example.net@example.com").unwrap();
         assert_eq!(u.user, Some(&b"user;par=u%40example.net"[..]));
         assert_eq!(u.host, b"example.com");
+        let u = Uri::parse(b"sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com").unwrap();
+        assert_eq!(
+            u.user,
+            Some(&b"1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"[..])
+        );
+        assert_eq!(u.headers, b"");
     }
 
     #[test]
