@@ -78,3 +78,21 @@ fn the_header_index_is_stored_inline() {
     });
     assert_eq!(n, 0, "cloning a message from a static buffer allocated");
 }
+
+#[test]
+fn forwarding_edits_allocate_a_fixed_few_buffers() {
+    let m = parse(Bytes::from_static(NOTIFY.as_bytes()), &Limits::default()).expect("parses");
+    let (out, n) = allocations_during(|| {
+        m.edit()
+            .push_via(b"SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKp")
+            .set_max_forwards(69)
+            .push_record_route(b"<sip:127.0.0.1;lr>")
+            .pop_route()
+            .finish()
+    });
+    // The edit list, the replacement bytes, the splice plan and the output.
+    assert!(n <= 4, "forwarding edits allocated {n} times");
+    assert!(out.starts_with(
+        b"NOTIFY sip:alice@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKp\r\n"
+    ));
+}
