@@ -149,11 +149,11 @@ fn rewrite<'b>(
 fn read_rlmi(text: &str) -> Result<Vec<(String, String)>, PidfError> {
     let mut out = Vec::new();
     let mut resource: Option<String> = None;
-    scan(text, |el| {
+    scan(text, &[RLMI_NS], 3, |el| {
         if el.depth == 0 && !el.is(RLMI_NS, "list") {
             return Err(PidfError::WrongRoot {
                 expected: "{urn:ietf:params:xml:ns:rlmi}list",
-                found: super::presence::describe(el.ns, el.local),
+                found: el.describe(),
             });
         }
         if el.depth == 1 {
