@@ -125,6 +125,7 @@ fn offline_rewrite<M: Measurement>(c: &mut Criterion<M>, group_name: &str) {
             b.iter(|| pidf::offline(black_box(PIDF_CONTENT_TYPE), black_box(body), None))
         });
     }
+    group.throughput(Throughput::Elements(1));
     group.bench_function("offline_document", |b| {
         b.iter(|| pidf::offline_document(black_box("sip:alice@example.com")))
     });

@@ -37,6 +37,8 @@ pub(crate) struct Element<'a, 'i> {
     pub local: &'a [u8],
     pub start: &'a BytesStart<'i>,
     known: &'a [&'a str],
+    /// Byte offset of the start tag, for error messages.
+    position: u64,
 }
 
 impl Element<'_, '_> {
@@ -54,9 +56,12 @@ impl Element<'_, '_> {
     /// prefix are in no namespace, Namespaces in XML §6.2).
     pub fn attr(&self, name: &str) -> Result<Option<Cow<'_, str>>, PidfError> {
         for a in self.start.attributes() {
-            let a = a.map_err(|e| malformed(0, e))?;
+            let a = a.map_err(|e| malformed(self.position, e))?;
             if a.key.as_ref() == name.as_bytes() {
-                return a.unescape_value().map(Some).map_err(|e| malformed(0, e));
+                return a
+                    .unescape_value()
+                    .map(Some)
+                    .map_err(|e| malformed(self.position, e));
             }
         }
         Ok(None)
@@ -218,6 +223,7 @@ fn scan_impl(
                         local: local.into_inner(),
                         start: e,
                         known,
+                        position: pos,
                     }))?;
                     if empty {
                         scope.retain(|b| b.depth < depth);
