@@ -1,1 +1,3 @@
 //! See DESIGN.md.
+
+pub mod framing;
