@@ -106,7 +106,7 @@ impl StreamFramer {
             return Ok(None);
         };
         let body_len = content_length(&self.buf[..head_len])?;
-        let total = head_len.checked_add(body_len).unwrap_or(usize::MAX);
+        let total = head_len.saturating_add(body_len);
         if total > self.max_message {
             return Err(FramingError::MessageTooLarge {
                 limit: self.max_message,
