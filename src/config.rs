@@ -34,6 +34,10 @@ pub struct SipConfig {
     /// The registrar / presence server every phone request goes to:
     /// `[udp:|tcp:]HOST:PORT` (UDP when no prefix).
     pub upstream: String,
+    /// Other addresses the upstream sends from (other cluster nodes; a bare IP
+    /// also covers TCP connections the upstream opens from any port). Messages
+    /// from these travel towards the phones.
+    pub upstream_peers: Vec<String>,
     /// Host (name or IP) written into our Via and Record-Route when the listen
     /// address is not reachable as is (e.g. bound to `0.0.0.0`). Empty: the
     /// listen address.
@@ -60,6 +64,7 @@ impl Default for SipConfig {
         SipConfig {
             listen: vec!["127.0.0.1:5060".to_string()],
             upstream: "udp:127.0.0.1:5070".to_string(),
+            upstream_peers: Vec::new(),
             advertised_host: String::new(),
             trusted_peers: Vec::new(),
             trust_from: false,
@@ -348,6 +353,10 @@ impl Config {
                 "must be a host name or IP address",
             ));
         }
+        for (i, p) in sip.upstream_peers.iter().enumerate() {
+            p.parse::<PeerSpec>()
+                .map_err(|r| ConfigError::invalid(&format!("sip.upstream_peers[{i}]"), r))?;
+        }
         for (i, p) in sip.trusted_peers.iter().enumerate() {
             p.parse::<PeerSpec>()
                 .map_err(|r| ConfigError::invalid(&format!("sip.trusted_peers[{i}]"), r))?;
@@ -438,6 +447,18 @@ impl Config {
             .map_err(|r| ConfigError::invalid("sip.upstream", r))
     }
 
+    pub fn upstream_peers(&self) -> Result<Vec<PeerSpec>, ConfigError> {
+        self.sip
+            .upstream_peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                p.parse()
+                    .map_err(|r| ConfigError::invalid(&format!("sip.upstream_peers[{i}]"), r))
+            })
+            .collect()
+    }
+
     pub fn trusted_peers(&self) -> Result<Vec<PeerSpec>, ConfigError> {
         self.sip
             .trusted_peers
@@ -470,6 +491,12 @@ mod tests {
                 port: 5070
             }
         );
+    }
+
+    #[test]
+    fn example_file_is_the_defaults() {
+        let text = include_str!("../presence-proxy.example.toml");
+        assert_eq!(Config::from_toml(text).unwrap(), Config::default());
     }
 
     #[test]
