@@ -175,7 +175,13 @@ async fn timer_loop(shared: Arc<Shared>) {
             Some(t) if t <= now => {
                 shared.engine.handle_timeout(now, &mut out);
                 shared.dispatch(&mut out).await;
-                continue;
+                // An engine that leaves the same deadline due must not make this
+                // loop spin: give it a tick.
+                if shared.engine.poll_timeout().is_some_and(|t| t <= now) {
+                    TIMER_TICK
+                } else {
+                    continue;
+                }
             }
             Some(t) => Duration::from_millis(t - now).min(TIMER_TICK),
             None => TIMER_TICK,

@@ -84,7 +84,18 @@ impl Proxy {
     }
 
     /// SIGTERM, then waits (at most 10 s) for it to exit.
-    pub fn stop(mut self) -> ExitStatus {
+    pub fn stop(self) -> ExitStatus {
+        self.stop_keeping_data().0
+    }
+
+    /// [`Proxy::stop`], handing back the data directory to look at afterwards.
+    pub fn stop_keeping_data(mut self) -> (ExitStatus, tempfile::TempDir) {
+        let status = self.terminate();
+        let data = std::mem::replace(&mut self.data, tempfile::tempdir().expect("temp dir"));
+        (status, data)
+    }
+
+    fn terminate(&mut self) -> ExitStatus {
         // SAFETY: kill(2) on our own child's pid.
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
