@@ -190,6 +190,20 @@ impl Engine {
     ) -> Outcome {
         let method = msg.method().unwrap_or(Method::Other);
         self.metrics.request_in(method, rx.transport);
+        if method == Method::Options && self.router.addressed_to_us(msg) {
+            // RFC 3261 §11.2: the proxy answers an OPTIONS meant for itself (a
+            // phone's or the upstream's keep-alive) instead of sending it on.
+            let data = sip::response(
+                msg,
+                200,
+                "OK",
+                Some(to_tag(msg).as_bytes()),
+                &[("Allow", ALLOW)],
+                b"",
+            );
+            self.reply(rx, data, 200, out);
+            return Outcome::new(direction, Handled::Answered);
+        }
         let mut ed = msg.edit();
         match self.router.request(rx, msg, direction, &mut ed) {
             Ok(hop) => {
@@ -305,6 +319,10 @@ impl Engine {
         });
     }
 }
+
+/// The methods a request through the proxy may carry (RFC 3261 §20.5).
+const ALLOW: &[u8] =
+    b"INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, SUBSCRIBE, NOTIFY, PUBLISH, MESSAGE, REFER, INFO, UPDATE, PRACK";
 
 /// `sip::bad_request` answers 400; an unknown SIP version gets 505 (RFC 3261
 /// §21.5.7, RFC 4475 §3.1.2.16) and an oversized message 513 (§21.5.11), so the

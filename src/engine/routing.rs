@@ -227,6 +227,14 @@ impl Router {
         Ok(hop)
     }
 
+    /// Is the request addressed to the proxy itself: its Request-URI names us and
+    /// every Route (if any) does too? (An OPTIONS keep-alive to an outbound proxy,
+    /// RFC 3261 §11.)
+    pub fn addressed_to_us(&self, msg: &Message) -> bool {
+        msg.request_uri().is_some_and(|u| self.uri_names_us(u))
+            && msg.routes().all(|r| self.uri_names_us(r))
+    }
+
     /// Where a response goes: our Via popped, then the next Via's received/rport
     /// or sent-by (RFC 3261 §18.2.2, RFC 3581 §4), over the connection the
     /// request came on when it came over TCP.
@@ -389,12 +397,15 @@ impl Router {
         SocketAddr::new(ip, local.port()).to_string()
     }
 
+    /// Our Via. Over TCP it carries `alias` (RFC 5923 §5): the next hop may send
+    /// its requests for us back over this connection instead of opening one from
+    /// an ephemeral port, which would not look like the upstream's address.
     fn via(&self, local: SocketAddr, transport: Transport, branch: &str) -> String {
-        let t = match transport {
-            Transport::Udp => "UDP",
-            Transport::Tcp => "TCP",
-        };
-        format!("SIP/2.0/{t} {};branch={branch}", self.host_port(local))
+        let host_port = self.host_port(local);
+        match transport {
+            Transport::Udp => format!("SIP/2.0/UDP {host_port};branch={branch}"),
+            Transport::Tcp => format!("SIP/2.0/TCP {host_port};branch={branch};alias"),
+        }
     }
 
     fn record_route(&self, local: SocketAddr, transport: Transport) -> String {

@@ -306,6 +306,11 @@ Content-Length: 0
     let m = parsed(t);
     assert_eq!(m.routes().count(), 0, "both of our Routes removed");
     assert_eq!(m.top_via().unwrap().transport, b"TCP");
+    assert_eq!(
+        m.top_via().unwrap().param("alias"),
+        Some(None),
+        "RFC 5923 connection reuse offered"
+    );
 
     e.connection_closed(ConnId(7));
     let (_, out) = run(&e, rx(notify, "127.0.0.1:5070", Transport::Udp, None));
@@ -651,4 +656,36 @@ Content-Length: 0
         1,
         "record_route_invite = true"
     );
+}
+
+#[test]
+fn options_addressed_to_the_proxy_is_answered_by_it() {
+    let e = engine();
+    let ping = msg("OPTIONS sip:127.0.0.1:5060 SIP/2.0
+Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-ka
+Max-Forwards: 70
+From: <sip:bob@example.com>;tag=f1
+To: <sip:127.0.0.1:5060>
+Call-ID: ka
+CSeq: 1 OPTIONS
+Content-Length: 0
+
+");
+    let (o, out) = run(&e, rx(ping, "127.0.0.1:5062", Transport::Udp, None));
+    assert_eq!(o.action, Handled::Answered);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].destination, addr("127.0.0.1:5062"));
+    let r = parsed(&out[0]);
+    assert_eq!(r.status(), Some(200));
+    assert!(r
+        .header("Allow")
+        .is_some_and(|a| a.windows(9).any(|w| w == b"SUBSCRIBE")));
+
+    // An OPTIONS for a user goes on as any request.
+    let (o, out) = run(
+        &e,
+        rx(phone_subscribe(), "127.0.0.1:5062", Transport::Udp, None),
+    );
+    assert_eq!(o.action, Handled::Forwarded);
+    assert_eq!(out[0].destination, addr("127.0.0.1:5070"));
 }
