@@ -55,24 +55,24 @@ pub async fn get_policy(State(st): State<AppState>, _: Admin) -> Response {
 }
 
 /// `PUT /api/v1/admin/policy`: replaces the policy set, all or nothing; 422 lists
-/// every error with its JSON path.
+/// every error with its JSON path (the document is read field by field, so one
+/// answer names every mistake).
 pub async fn put_policy(
     State(st): State<AppState>,
     _: Admin,
-    ApiJson(doc): ApiJson<PolicyDocument>,
+    body: String,
 ) -> Result<Response, ApiError> {
-    if doc.version != PolicyDocument::VERSION {
-        return Err(ApiError::invalid(
-            "version",
-            format!("version must be {}", PolicyDocument::VERSION),
-        ));
-    }
+    let doc = PolicyDocument::from_json(&body).map_err(invalid_document)?;
     let users = doc.users.len();
     st.write(move |s| s.import(doc))
         .await
         .map_err(|e| ApiError::from_store(e, None))?;
     tracing::info!(users, "admin API imported a policy document");
     Ok(Json(json!({ "imported": users })).into_response())
+}
+
+fn invalid_document(errors: Vec<crate::policy::ValidationError>) -> ApiError {
+    ApiError::from_store(crate::store::StoreError::Invalid(errors), None)
 }
 
 /// `GET /api/v1/admin/org`.
