@@ -73,7 +73,7 @@ function addPending(req) {
   tr.appendChild(cell(HOW[req.how] || req.how));
   tr.appendChild(cell(formatMs(req.first_seen_ms)));
   tr.appendChild(cell(formatMs(req.last_seen_ms)));
-  tr.appendChild(cell(req.state === "waiting" ? "gave up waiting" : "waiting"));
+  tr.appendChild(cell(req.state === "waiting" ? "unanswered too long" : "pending"));
   tbody.appendChild(tr);
   var status = document.getElementById("live-status");
   if (status) status.textContent = "New request from " + req.watcher + ".";

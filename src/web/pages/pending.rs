@@ -43,7 +43,7 @@ fn row(r: &PendingRequest) -> Markup {
             td { (how(r.how)) }
             td { (format_ms(r.first_seen_ms)) }
             td { (format_ms(r.last_seen_ms)) }
-            td { @if r.state == PendingState::Waiting { "gave up waiting" } @else { "waiting" } }
+            td { @if r.state == PendingState::Waiting { "unanswered too long" } @else { "pending" } }
         }
     }
 }
