@@ -1211,3 +1211,232 @@ fn pages_need_a_session_and_forms_need_the_csrf_token() {
     assert!(html.contains("out of range"), "{html}");
     assert_eq!(s.store.user(&aor(ALICE)).unwrap().refresh_interval_s, 30);
 }
+
+#[test]
+fn answers_carry_security_headers() {
+    let s = start(WebConfig::default());
+    let c = client();
+    for path in ["/signin", "/api/v1/me/policy", "/healthz"] {
+        let r = c.get(s.url(path)).send().unwrap();
+        let h = r.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["cache-control"], "no-store", "{path}");
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("default-src 'self'"),
+            "{path}"
+        );
+    }
+    let css = c.get(s.url("/assets/app.css")).send().unwrap();
+    assert!(css.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    assert!(css.text().unwrap().contains("@media"));
+    let js = c.get(s.url("/assets/app.js")).send().unwrap();
+    assert!(js.text().unwrap().contains("EventSource"));
+}
+
+#[test]
+fn every_page_form_without_the_csrf_token_is_403_and_changes_nothing() {
+    let s = start(WebConfig::default());
+    let c = client();
+    let page = c.get(s.url("/signin")).send().unwrap().text().unwrap();
+    let token = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = c
+        .post(s.url("/signin"))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("username", ALICE),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    s.store
+        .record_pending(&aor(ALICE), &aor("gina@other.org"), PendingHow::Message, 1)
+        .unwrap();
+    let before = s.store.user(&aor(ALICE)).unwrap();
+    let forms: [(&str, &[(&str, &str)]); 8] = [
+        (
+            "/privacy/defaults",
+            &[("internal", "block"), ("external", "ask")],
+        ),
+        (
+            "/privacy/users",
+            &[("user_action", "block"), ("userid", "x@example.com")],
+        ),
+        (
+            "/privacy/domains",
+            &[
+                ("domain_action", "block"),
+                ("domain_kind", "custom"),
+                ("domain_custom", "x.org"),
+            ],
+        ),
+        ("/privacy/delete", &[("selected", "user:x@example.com")]),
+        ("/contacts/add", &[("contact", "x@example.com")]),
+        ("/contacts/delete", &[("selected", "x@example.com")]),
+        ("/preferences", &[("refresh_interval_s", "99")]),
+        (
+            "/pending",
+            &[("allow", "gina@other.org"), ("listed", "gina@other.org")],
+        ),
+    ];
+    for (path, fields) in forms {
+        for csrf in ["", "forged"] {
+            let mut f: Vec<(&str, &str)> = fields.to_vec();
+            if !csrf.is_empty() {
+                f.push(("csrf", csrf));
+            }
+            let r = c.post(s.url(path)).form(&f).send().unwrap();
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+        }
+    }
+    let r = c
+        .post(s.url("/signout"))
+        .form(&[("csrf", "forged")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        s.store.user(&aor(ALICE)).unwrap(),
+        before,
+        "nothing changed"
+    );
+    assert_eq!(s.store.pending(&aor(ALICE)).len(), 1);
+}
+
+#[test]
+fn page_forms_show_refusals_next_to_the_field() {
+    let s = start(WebConfig::default());
+    let c = client();
+    let page = c.get(s.url("/signin")).send().unwrap().text().unwrap();
+    let token = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    // Wrong password: the same message as an unknown user, next to the password.
+    let r = c
+        .post(s.url("/signin"))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("username", "nobody@example.com"),
+            ("password", "x"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r
+        .text()
+        .unwrap()
+        .contains("id=\"err-password\" role=\"alert\">Wrong username or password."));
+    c.post(s.url("/signin"))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("username", ALICE),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .unwrap();
+    let html = c.get(s.url("/privacy")).send().unwrap().text().unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let post = |path: &str, fields: &[(&str, &str)]| {
+        let mut f = fields.to_vec();
+        f.push(("csrf", csrf.as_str()));
+        c.post(s.url(path)).form(&f).send().unwrap()
+    };
+    let cases: [(&str, &[(&str, &str)], &str); 5] = [
+        (
+            "/privacy/users",
+            &[("user_action", "allow"), ("userid", "")],
+            "err-userid",
+        ),
+        (
+            "/privacy/users",
+            &[
+                ("user_action", "allow"),
+                ("userid", "eve"),
+                ("user_domain_kind", "federated"),
+                ("user_federated_domain", "not-federated.org"),
+            ],
+            "err-user_custom_domain",
+        ),
+        (
+            "/privacy/domains",
+            &[
+                ("domain_action", "allow"),
+                ("domain_kind", "custom"),
+                ("domain_custom", "spam.example"),
+            ],
+            "err-domain_custom",
+        ),
+        (
+            "/contacts/add",
+            &[
+                ("contact", "x"),
+                ("domain_kind", "custom"),
+                ("domain_custom", ""),
+            ],
+            "err-domain_custom",
+        ),
+        (
+            "/preferences",
+            &[("refresh_interval_s", "soon")],
+            "err-refresh_interval_s",
+        ),
+    ];
+    let before = s.store.user(&aor(ALICE)).unwrap();
+    for (path, fields, id) in cases {
+        let r = post(path, fields);
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        let html = r.text().unwrap();
+        assert!(
+            html.contains(&format!("id=\"{id}\"")),
+            "{path}: {id} missing in {html}"
+        );
+    }
+    assert_eq!(
+        s.store.user(&aor(ALICE)).unwrap(),
+        before,
+        "nothing changed"
+    );
+    // And a good one goes through with a notice.
+    let r = post(
+        "/privacy/domains",
+        &[
+            ("domain_action", "block"),
+            ("domain_kind", "federated"),
+            ("domain_federated", "partner.net"),
+        ],
+    );
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        s.store
+            .user(&aor(ALICE))
+            .unwrap()
+            .domain_exception("partner.net"),
+        Some(Action::Block)
+    );
+}

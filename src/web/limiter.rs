@@ -1,7 +1,7 @@
 //! Sign-in rate limiting, per account and per client address: after
-//! `signin_max_failures` wrong passwords within `signin_lockout_s`, sign-in is
-//! refused (429) until the lock expires, even with the right password, so
-//! guessing cannot go faster than the limit.
+//! `signin_max_failures` wrong passwords, none more than `signin_lockout_s` after
+//! the previous one, sign-in is refused (429) for `signin_lockout_s`, even with
+//! the right password, so guessing cannot go faster than the limit.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,7 @@ use dashmap::DashMap;
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     failures: u32,
-    since: Instant,
+    last_failure: Instant,
     locked_until: Option<Instant>,
 }
 
@@ -45,22 +45,26 @@ impl SignInLimiter {
         let now = Instant::now();
         if self.entries.len() > PRUNE_AT {
             self.entries.retain(|_, e| {
-                now.duration_since(e.since) < self.window || e.locked_until.is_some_and(|u| u > now)
+                now.duration_since(e.last_failure) < self.window
+                    || e.locked_until.is_some_and(|u| u > now)
             });
         }
         let mut e = self.entries.entry(key.to_string()).or_insert(Entry {
             failures: 0,
-            since: now,
+            last_failure: now,
             locked_until: None,
         });
-        if e.locked_until.is_some_and(|u| u <= now) || now.duration_since(e.since) >= self.window {
+        if e.locked_until.is_some_and(|u| u <= now)
+            || now.duration_since(e.last_failure) >= self.window
+        {
             *e = Entry {
                 failures: 0,
-                since: now,
+                last_failure: now,
                 locked_until: None,
             };
         }
         e.failures += 1;
+        e.last_failure = now;
         if e.failures >= self.max_failures && e.locked_until.is_none() {
             e.locked_until = Some(now + self.window);
             return true;
@@ -90,6 +94,19 @@ mod tests {
         std::thread::sleep(Duration::from_millis(120));
         assert!(l.locked("k").is_none());
         assert!(!l.fail("k"), "a fresh window starts after the lock");
+    }
+
+    #[test]
+    fn slow_guessing_still_counts() {
+        let l = SignInLimiter::new(3, Duration::from_millis(100));
+        for _ in 0..2 {
+            assert!(!l.fail("k"));
+            std::thread::sleep(Duration::from_millis(60));
+        }
+        assert!(
+            l.fail("k"),
+            "failures 60 ms apart accumulate past the 100 ms window"
+        );
     }
 
     #[test]

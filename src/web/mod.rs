@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{delete, get, post, put};
@@ -212,6 +212,33 @@ async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response
     resp
 }
 
+/// Headers on every answer: pages and API carry personal data (never cached) and
+/// must not be framed or content-sniffed; scripts and styles only from here.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let is_asset = req.uri().path().starts_with("/assets/");
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+        ),
+    );
+    if !is_asset {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
 async fn metrics_page(State(st): State<AppState>) -> Response {
     let text = st
         .metrics
@@ -293,6 +320,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(|| async { ApiError::not_found("no such page or endpoint") })
+        .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
 
