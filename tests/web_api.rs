@@ -15,6 +15,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use web_support::{aor, start, Server, ADMIN_TOKEN, ALICE, BOB, PASSWORD};
 
+/// Form fields as (name, value) pairs.
+type Fields<'a> = &'a [(&'a str, &'a str)];
+
 fn client() -> Client {
     Client::builder()
         .cookie_store(true)
@@ -1267,7 +1270,7 @@ fn every_page_form_without_the_csrf_token_is_403_and_changes_nothing() {
         .record_pending(&aor(ALICE), &aor("gina@other.org"), PendingHow::Message, 1)
         .unwrap();
     let before = s.store.user(&aor(ALICE)).unwrap();
-    let forms: [(&str, &[(&str, &str)]); 8] = [
+    let forms: [(&str, Fields); 8] = [
         (
             "/privacy/defaults",
             &[("internal", "block"), ("external", "ask")],
@@ -1367,7 +1370,7 @@ fn page_forms_show_refusals_next_to_the_field() {
         f.push(("csrf", csrf.as_str()));
         c.post(s.url(path)).form(&f).send().unwrap()
     };
-    let cases: [(&str, &[(&str, &str)], &str); 5] = [
+    let cases: [(&str, Fields, &str); 5] = [
         (
             "/privacy/users",
             &[("user_action", "allow"), ("userid", "")],
