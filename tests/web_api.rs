@@ -820,6 +820,12 @@ fn malformed_bodies_get_json_errors() {
         .send()
         .unwrap();
     expect_error(r, StatusCode::UNSUPPORTED_MEDIA_TYPE, None);
+    // A path segment that is not UTF-8 once decoded.
+    expect_error(
+        alice.delete(&s, "/api/v1/me/contacts/%FF%FE"),
+        StatusCode::BAD_REQUEST,
+        None,
+    );
     expect_error(
         client().get(s.url("/api/v1/nothing")).send().unwrap(),
         StatusCode::NOT_FOUND,

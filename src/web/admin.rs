@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::policy::{Aor, Change, Org, PolicyDocument};
 
 use super::accounts::{self, AccountError};
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ApiPath};
 use super::ops::parse_aor;
 use super::{Admin, AppState};
 
@@ -154,7 +154,7 @@ pub struct NewPassword {
 pub async fn set_password(
     State(st): State<AppState>,
     _: Admin,
-    Path(aor): Path<String>,
+    ApiPath(aor): ApiPath<String>,
     ApiJson(body): ApiJson<NewPassword>,
 ) -> Result<StatusCode, ApiError> {
     let aor: Aor = parse_aor("aor", &aor)?;
@@ -170,7 +170,7 @@ pub async fn set_password(
 pub async fn remove_user(
     State(st): State<AppState>,
     _: Admin,
-    Path(aor): Path<String>,
+    ApiPath(aor): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let aor: Aor = parse_aor("aor", &aor)?;
     let a = aor.clone();

@@ -1,14 +1,14 @@
 //! The REST JSON API for owners (`/api/v1/session`, `/api/v1/me/...`): the same
 //! operations as the pages, under the same session and CSRF rules.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, Extensions, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ApiPath};
 use super::ops::{self, ExceptionKind};
 use super::session;
 use super::{auth, client_addr, ApiUser, AppState};
@@ -123,7 +123,7 @@ pub async fn add_exception(
 pub async fn remove_exception(
     State(st): State<AppState>,
     ApiUser(s): ApiUser,
-    Path((kind, value)): Path<(String, String)>,
+    ApiPath((kind, value)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let kind = ExceptionKind::parse(&kind)?;
     ops::remove_exception(&st, &s.aor, kind, &value).await?;
@@ -168,7 +168,7 @@ pub async fn add_contact(
 pub async fn remove_contact(
     State(st): State<AppState>,
     ApiUser(s): ApiUser,
-    Path(aor): Path<String>,
+    ApiPath(aor): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     ops::remove_contact(&st, &s.aor, &aor).await?;
     Ok(StatusCode::NO_CONTENT)
