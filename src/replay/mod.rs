@@ -13,6 +13,7 @@ pub mod ip;
 pub mod link;
 pub mod source;
 pub mod tcp;
+pub mod writer;
 
 pub use capture::{CaptureReader, CaptureStats, CapturedMessage};
 pub use error::CaptureError;
