@@ -20,6 +20,53 @@ pub enum Framed {
     NeedMore,
 }
 
+/// What a message's start line says (RFC 3261 §7.1, §7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartLine<'a> {
+    Request(&'a str),
+    Response(u16),
+}
+
+impl<'a> StartLine<'a> {
+    /// The method or status code of a message, `None` when it does not start
+    /// like SIP.
+    pub fn of(data: &'a [u8]) -> Option<StartLine<'a>> {
+        let end = find(&data[..data.len().min(8192)], b"\r\n")?;
+        let line = &data[..end];
+        if !is_start_line(line) {
+            return None;
+        }
+        if let Some(rest) = line.strip_prefix(b"SIP/2.0 ") {
+            let code = std::str::from_utf8(&rest[..3]).ok()?.parse().ok()?;
+            return Some(StartLine::Response(code));
+        }
+        let sp = line.iter().position(|&b| b == b' ')?;
+        std::str::from_utf8(&line[..sp])
+            .ok()
+            .map(StartLine::Request)
+    }
+}
+
+/// The first value of a header, by its long or compact name (any case), with
+/// surrounding white space trimmed.
+pub fn header<'a>(data: &'a [u8], long: &str, compact: Option<&str>) -> Option<&'a [u8]> {
+    let head_end = find(&data[..data.len().min(MAX_HEADER)], b"\r\n\r\n")
+        .unwrap_or(data.len().min(MAX_HEADER));
+    for line in data[..head_end].split(|&b| b == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = trim(&line[..colon]);
+        if name.eq_ignore_ascii_case(long.as_bytes())
+            || compact.is_some_and(|c| name.eq_ignore_ascii_case(c.as_bytes()))
+        {
+            return Some(trim(&line[colon + 1..]));
+        }
+    }
+    None
+}
+
 /// True when `line` (without its CRLF) is a SIP request line or status line.
 pub fn is_start_line(line: &[u8]) -> bool {
     if let Some(rest) = line.strip_prefix(b"SIP/2.0 ") {
@@ -144,6 +191,19 @@ mod tests {
     use super::*;
 
     const NOTIFY: &[u8] = b"NOTIFY sip:bob@10.0.0.2 SIP/2.0\r\nl: 5\r\n\r\nhello";
+
+    #[test]
+    fn start_line_and_header_lookup() {
+        assert_eq!(StartLine::of(NOTIFY), Some(StartLine::Request("NOTIFY")));
+        assert_eq!(
+            StartLine::of(b"SIP/2.0 486 Busy Here\r\n"),
+            Some(StartLine::Response(486))
+        );
+        assert_eq!(StartLine::of(b"HTTP/1.1 200 OK\r\n"), None);
+        let m = b"SIP/2.0 200 OK\r\ni:  abc@host \r\nCall-ID: no\r\n\r\nCall-ID: body";
+        assert_eq!(header(m, "call-id", Some("i")), Some(&b"abc@host"[..]));
+        assert_eq!(header(m, "cseq", None), None);
+    }
 
     #[test]
     fn start_lines() {
