@@ -11,6 +11,7 @@ pub mod error;
 pub mod framing;
 pub mod ip;
 pub mod link;
+pub mod report;
 pub mod sides;
 pub mod source;
 pub mod tcp;
