@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::BufReader;
 
 use presence_proxy::engine::Transport;
+use presence_proxy::replay::framing::StartLine;
 use presence_proxy::replay::{CaptureError, CaptureReader, CapturedMessage};
 
 fn shared(name: &str) -> String {
@@ -97,4 +98,41 @@ fn err_text(bytes: &[u8]) -> String {
     read_all(bytes)
         .map(|_| String::new())
         .unwrap_or_else(|e| e.to_string())
+}
+
+fn pcaps(name: &str) -> Vec<CapturedMessage> {
+    let path = format!("{}/pcaps/{name}", env!("CARGO_MANIFEST_DIR"));
+    read_all(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn summary(msgs: &[CapturedMessage]) -> Vec<String> {
+    msgs.iter()
+        .map(|m| match StartLine::of(&m.data) {
+            Some(StartLine::Request(method)) => method.to_string(),
+            Some(StartLine::Response(code)) => code.to_string(),
+            None => "?".to_string(),
+        })
+        .collect()
+}
+
+#[test]
+fn recorded_udp_and_tcp_flows_carry_the_same_36_messages() {
+    let udp = pcaps("presence-udp.pcap");
+    let tcp = pcaps("presence-tcp.pcapng");
+    assert_eq!(udp.len(), 36);
+    assert_eq!(summary(&udp), summary(&tcp));
+    assert!(tcp
+        .iter()
+        .all(|m| m.transport == Transport::Tcp && m.conn.is_some()));
+    // tshark: frame 1 at 1795311288.087856, and in the pcapng (if_tsresol 9)
+    // frame 4 at 1795311296.060089926.
+    assert_eq!((udp[0].packet, udp[0].time_us), (1, 1_795_311_288_087_856));
+    assert_eq!((tcp[0].packet, tcp[0].time_us), (4, 1_795_311_296_060_089));
+    // Every phone's REGISTER and SUBSCRIBE travel on one TCP connection.
+    let bob: Vec<_> = tcp
+        .iter()
+        .filter(|m| m.src.port() == 5171 || m.dst.port() == 5171)
+        .collect();
+    assert!(bob.len() >= 8);
+    assert!(bob.iter().all(|m| m.conn == bob[0].conn));
 }
