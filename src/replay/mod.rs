@@ -7,6 +7,7 @@
 //! - [`capture`]: all of the above as a stream of [`capture::CapturedMessage`].
 
 pub mod capture;
+pub mod correlate;
 pub mod error;
 pub mod framing;
 pub mod ip;
