@@ -13,6 +13,7 @@ pub mod framing;
 pub mod ip;
 pub mod link;
 pub mod report;
+pub mod run;
 pub mod sides;
 pub mod source;
 pub mod tcp;
