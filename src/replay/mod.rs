@@ -12,6 +12,7 @@ pub mod error;
 pub mod framing;
 pub mod ip;
 pub mod link;
+pub mod live;
 pub mod report;
 pub mod run;
 pub mod sides;

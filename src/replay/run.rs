@@ -157,48 +157,70 @@ impl<'a, H: Handler> Offline<'a, H> {
                     messages,
                 });
             }
-            self.timers(m.time_ms(), &m, output)?;
-            let role = self.sides.role(&m);
-            match role {
-                Role::FromProxy => {
-                    self.run.summary.skip("sent by the recorded proxy");
-                    continue;
+            if let Some(line) = self.step(&m, output)? {
+                if let Some(r) = report.as_mut() {
+                    r.write(&line)?;
                 }
-                Role::Unrelated => {
-                    self.run.summary.skip("not to or from the upstream");
-                    continue;
-                }
-                Role::FromPhone | Role::FromUpstream => {}
+                observer(&m, &line, &self.out);
             }
-            let local = self.local_for(&m);
-            let received = Received {
-                data: self.vias.restore(&m.data),
-                source: m.src,
-                local,
-                transport: m.transport,
-                conn: m.conn.map(ConnId),
-            };
-            self.out.clear();
-            let outcome = self.handler.handle(m.time_ms(), received, &mut self.out);
-            let line = ReportLine::new(&m, &outcome);
-            for t in &self.out {
-                self.vias.sent(&t.data);
-                output.write(&m, local, t)?;
-                self.run.transmits += 1;
-            }
-            if let Some(r) = report.as_mut() {
-                r.write(&line)?;
-            }
-            self.run.summary.add(&line);
-            observer(&m, &line, &self.out);
         }
         progress(Progress {
             bytes_read: reader.bytes_read(),
             messages,
         });
-        self.run.capture = reader.stats();
+        Ok(self.finish(reader.stats()))
+    }
+
+    /// Feeds one captured message to the engine when the proxy would have
+    /// received it: its report line (`None` when it is not the proxy's business);
+    /// what the engine sent is then in [`Offline::sent`].
+    pub fn step<W: Write>(
+        &mut self,
+        m: &CapturedMessage,
+        output: &mut Output<W>,
+    ) -> Result<Option<ReportLine>, ReplayError> {
+        self.timers(m.time_ms(), m, output)?;
+        self.out.clear();
+        match self.sides.role(m) {
+            Role::FromProxy => {
+                self.run.summary.skip("sent by the recorded proxy");
+                return Ok(None);
+            }
+            Role::Unrelated => {
+                self.run.summary.skip("not to or from the upstream");
+                return Ok(None);
+            }
+            Role::FromPhone | Role::FromUpstream => {}
+        }
+        let local = self.local_for(m);
+        let received = Received {
+            data: self.vias.restore(&m.data),
+            source: m.src,
+            local,
+            transport: m.transport,
+            conn: m.conn.map(ConnId),
+        };
+        let outcome = self.handler.handle(m.time_ms(), received, &mut self.out);
+        let line = ReportLine::new(m, &outcome);
+        for t in &self.out {
+            self.vias.sent(&t.data);
+            output.write(m, local, t)?;
+            self.run.transmits += 1;
+        }
+        self.run.summary.add(&line);
+        Ok(Some(line))
+    }
+
+    /// What the engine sent for the last message given to [`Offline::step`].
+    pub fn sent(&self) -> &[Transmit] {
+        &self.out
+    }
+
+    /// The totals, with the capture reader's counters.
+    pub fn finish(mut self, capture: CaptureStats) -> OfflineRun {
+        self.run.capture = capture;
         self.run.vias_restored = self.vias.restored;
-        Ok(self.run)
+        self.run
     }
 
     /// Runs the engine's timers due before `now_ms` (their sends carry the time of
