@@ -401,9 +401,7 @@ mod tests {
             .map(|i| i + 1)
             .or_else(|| uri_or_via.rfind(' ').map(|i| i + 1))?;
         let rest = &uri_or_via[start..];
-        let end = rest
-            .find(|c: char| c == ';' || c == '>' || c == ' ' || c == ',')
-            .unwrap_or(rest.len());
+        let end = rest.find([';', '>', ' ', ',']).unwrap_or(rest.len());
         rest[..end].parse().ok()
     }
 
