@@ -95,8 +95,8 @@ fn linux_cooked_v1_v2_raw_and_loopback() {
     ];
     sll2.extend_from_slice(&ip);
     assert_one_notify(&pcap(276, &[sll2]));
-    assert_one_notify(&pcap(101, &[ip.clone()]));
-    assert_one_notify(&pcap(228, &[ip.clone()]));
+    assert_one_notify(&pcap(101, std::slice::from_ref(&ip)));
+    assert_one_notify(&pcap(228, std::slice::from_ref(&ip)));
     let mut null = 2u32.to_le_bytes().to_vec();
     null.extend_from_slice(&ip);
     assert_one_notify(&pcap(0, &[null]));
