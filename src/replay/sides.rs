@@ -8,6 +8,13 @@ use std::net::SocketAddr;
 
 use super::capture::CapturedMessage;
 use super::framing::StartLine;
+use crate::engine::Transport;
+
+/// Where the proxy is imagined when the capture has none and no `--proxy-addr`
+/// names it: an RFC 5737 / RFC 3849 documentation address, so it can clash with
+/// nothing in a capture (the proxy must not mistake the upstream's Via for its own).
+pub const IMAGINED_PROXY_V4: &str = "192.0.2.1:5060";
+pub const IMAGINED_PROXY_V6: &str = "[2001:db8::1]:5060";
 
 /// How many messages the detection looks at before deciding.
 pub const DETECT_WINDOW: usize = 10_000;
@@ -53,8 +60,11 @@ pub struct Sides {
     pub proxy: Endpoint,
     /// True when `--proxy-addr` named a proxy recorded in the capture (its own
     /// output is then in the capture and is skipped); false when the proxy is
-    /// imagined in front of the upstream (it then takes the upstream's address).
+    /// imagined in front of the upstream, at [`IMAGINED_PROXY_V4`] (or `_V6`).
     pub proxy_in_capture: bool,
+    /// The transport of the first message to or from the upstream (how the
+    /// proxy reaches it), UDP when unknown.
+    pub upstream_transport: Transport,
 }
 
 /// What the replay does with one captured message.
@@ -113,7 +123,7 @@ impl Sides {
             )
         } else {
             format!(
-                "proxy imagined in front of it at {} (pass --proxy-addr to name one)",
+                "proxy imagined in front of it at {} (a documentation address; --proxy-addr names one)",
                 self.proxy
             )
         };
@@ -132,6 +142,9 @@ pub struct SideDetector {
     /// Per address: REGISTER/SUBSCRIBE received, NOTIFY sent, first seen.
     score: HashMap<SocketAddr, (u64, u64, usize)>,
     first_request_dst: Option<SocketAddr>,
+    /// (source, destination, transport) of the first messages, to learn how the
+    /// upstream is reached once it is known.
+    transports: Vec<(SocketAddr, SocketAddr, Transport)>,
     seen: usize,
     exclude: Option<Endpoint>,
 }
@@ -152,6 +165,9 @@ impl SideDetector {
 
     pub fn observe(&mut self, m: &CapturedMessage) {
         self.seen += 1;
+        if self.transports.len() < 64 {
+            self.transports.push((m.src, m.dst, m.transport));
+        }
         let Some(StartLine::Request(method)) = StartLine::of(&m.data) else {
             return;
         };
@@ -192,6 +208,17 @@ impl SideDetector {
     }
 }
 
+/// The transport used to or from `upstream` among the first messages seen.
+fn transport_of(detector: Option<&SideDetector>, upstream: Endpoint) -> Transport {
+    detector
+        .and_then(|d| {
+            d.transports
+                .iter()
+                .find(|(s, d, _)| upstream.matches(*s) || upstream.matches(*d))
+        })
+        .map_or(Transport::Udp, |t| t.2)
+}
+
 /// Puts the options and the detector's evidence together.
 pub fn choose(
     proxy_opt: Option<SocketAddr>,
@@ -202,26 +229,25 @@ pub fn choose(
         Some(u) => (u, Chosen::Option),
         None => detector.ok_or(NoSides)?.decide()?,
     };
-    Ok(match proxy_opt {
-        Some(p) => Sides {
-            upstream: Endpoint(upstream),
-            upstream_from,
-            proxy: Endpoint(p),
-            proxy_in_capture: true,
-        },
-        None => Sides {
-            upstream: Endpoint(upstream),
-            upstream_from,
-            proxy: Endpoint(upstream),
-            proxy_in_capture: false,
-        },
+    let upstream = Endpoint(upstream);
+    let upstream_transport = transport_of(detector, upstream);
+    let imagined = if upstream.0.is_ipv4() {
+        IMAGINED_PROXY_V4
+    } else {
+        IMAGINED_PROXY_V6
+    };
+    Ok(Sides {
+        upstream,
+        upstream_from,
+        proxy: Endpoint(proxy_opt.unwrap_or_else(|| imagined.parse().unwrap_or(upstream.0))),
+        proxy_in_capture: proxy_opt.is_some(),
+        upstream_transport,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Transport;
     use bytes::Bytes;
 
     fn msg(src: &str, dst: &str, first: &str) -> CapturedMessage {
@@ -270,6 +296,8 @@ mod tests {
             Role::Unrelated
         );
         assert!(sides.describe().contains("detected"));
+        assert_eq!(sides.proxy.0, IMAGINED_PROXY_V4.parse().unwrap());
+        assert_eq!(sides.upstream_transport, Transport::Udp);
     }
 
     #[test]
