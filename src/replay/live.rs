@@ -223,7 +223,9 @@ pub fn run_live<H: Handler, W: Write>(
                 }
             }
         }
-        let data = live_vias.restore(&rewrite(&m.data, &sockets.rewrites));
+        let data = rewrite(&m.data, &sockets.rewrites);
+        live_vias.received(&data);
+        let data = live_vias.restore(&data, opts.target, m.transport);
         let socket = match role {
             Role::FromUpstream => &sockets.upstream,
             _ => phone_socket(&mut sockets, m.src)?,

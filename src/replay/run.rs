@@ -53,8 +53,10 @@ pub struct OfflineRun {
     pub capture: CaptureStats,
     /// Messages the engine sent (written to the output pcap).
     pub transmits: u64,
-    /// Captured responses that got the proxy's Via back ([`ViaMemory`]).
+    /// Captured responses that got the proxy's Via back, and responses whose
+    /// request was never captured that got one naming the proxy ([`ViaMemory`]).
     pub vias_restored: u64,
+    pub vias_synthesized: u64,
 }
 
 /// Reads up to [`super::sides::DETECT_WINDOW`] messages to find the upstream.
@@ -193,8 +195,9 @@ impl<'a, H: Handler> Offline<'a, H> {
             Role::FromPhone | Role::FromUpstream => {}
         }
         let local = self.local_for(m);
+        self.vias.received(&m.data);
         let received = Received {
-            data: self.vias.restore(&m.data),
+            data: self.vias.restore(&m.data, local, m.transport),
             source: m.src,
             local,
             transport: m.transport,
@@ -220,6 +223,7 @@ impl<'a, H: Handler> Offline<'a, H> {
     pub fn finish(mut self, capture: CaptureStats) -> OfflineRun {
         self.run.capture = capture;
         self.run.vias_restored = self.vias.restored;
+        self.run.vias_synthesized = self.vias.synthesized;
         self.run
     }
 

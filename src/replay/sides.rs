@@ -48,6 +48,8 @@ pub enum Chosen {
     ServerRole { requests: u64, notifies: u64 },
     /// Nothing registered or subscribed: the destination of the first request.
     FirstRequest,
+    /// No request at all: the source of the first response.
+    FirstResponse,
 }
 
 /// The sides of the replay.
@@ -95,12 +97,12 @@ impl Sides {
             } else {
                 Role::Unrelated
             }
-        } else if self.upstream.matches(m.dst) {
-            Role::FromPhone
         } else if self.upstream.matches(m.src) {
             Role::FromUpstream
         } else {
-            Role::Unrelated
+            // The imagined proxy stands where the capture was taken: it sees
+            // everything, and what does not come from the upstream comes from a phone.
+            Role::FromPhone
         }
     }
 
@@ -114,6 +116,9 @@ impl Sides {
             Chosen::FirstRequest => {
                 "detected: no REGISTER/SUBSCRIBE/NOTIFY, so the destination of the first request"
                     .to_string()
+            }
+            Chosen::FirstResponse => {
+                "detected: no request at all, so the source of the first response".to_string()
             }
         };
         let proxy = if self.proxy_in_capture {
@@ -133,7 +138,7 @@ impl Sides {
 
 /// Why no sides could be chosen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot tell the upstream server from the capture (no SIP request in the first {DETECT_WINDOW} messages); pass --upstream")]
+#[error("cannot tell the upstream server from the capture (no SIP message in the first {DETECT_WINDOW}); pass --upstream")]
 pub struct NoSides;
 
 /// Collects the evidence for the upstream's address.
@@ -142,6 +147,7 @@ pub struct SideDetector {
     /// Per address: REGISTER/SUBSCRIBE received, NOTIFY sent, first seen.
     score: HashMap<SocketAddr, (u64, u64, usize)>,
     first_request_dst: Option<SocketAddr>,
+    first_response_src: Option<SocketAddr>,
     /// (source, destination, transport) of the first messages, to learn how the
     /// upstream is reached once it is known.
     transports: Vec<(SocketAddr, SocketAddr, Transport)>,
@@ -168,8 +174,13 @@ impl SideDetector {
         if self.transports.len() < 64 {
             self.transports.push((m.src, m.dst, m.transport));
         }
-        let Some(StartLine::Request(method)) = StartLine::of(&m.data) else {
-            return;
+        let method = match StartLine::of(&m.data) {
+            Some(StartLine::Request(method)) => method,
+            Some(StartLine::Response(_)) => {
+                self.first_response_src.get_or_insert(m.src);
+                return;
+            }
+            None => return,
         };
         let excluded = |a: SocketAddr| self.exclude.is_some_and(|e| e.matches(a));
         let order = self.seen;
@@ -203,6 +214,7 @@ impl SideDetector {
             None => self
                 .first_request_dst
                 .map(|a| (a, Chosen::FirstRequest))
+                .or_else(|| self.first_response_src.map(|a| (a, Chosen::FirstResponse)))
                 .ok_or(NoSides),
         }
     }
@@ -293,7 +305,7 @@ mod tests {
         );
         assert_eq!(
             sides.role(&msg(PHONE, "10.0.0.9:5060", "INFO sip:a@b SIP/2.0")),
-            Role::Unrelated
+            Role::FromPhone
         );
         assert!(sides.describe().contains("detected"));
         assert_eq!(sides.proxy.0, IMAGINED_PROXY_V4.parse().unwrap());
@@ -310,6 +322,12 @@ mod tests {
             (PBX.parse().unwrap(), Chosen::FirstRequest)
         );
         assert_eq!(SideDetector::new(None).decide(), Err(NoSides));
+        let mut responses_only = SideDetector::new(None);
+        responses_only.observe(&msg(PBX, PHONE, "SIP/2.0 180 Ringing"));
+        assert_eq!(
+            responses_only.decide().unwrap(),
+            (PBX.parse().unwrap(), Chosen::FirstResponse)
+        );
     }
 
     #[test]
