@@ -1,6 +1,6 @@
 //! Result lines (JSON, one per run) and the comparison table built from them.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use hdrhistogram::Histogram;
@@ -160,14 +160,15 @@ pub fn table(file: &Path) -> anyhow::Result<()> {
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()?;
     let r = Runs(&runs);
-    let mut transports: BTreeMap<String, ()> = BTreeMap::new();
-    for v in &runs {
-        if let Some(t) = v["transport"].as_str() {
-            transports.insert(t.to_string(), ());
-        }
-    }
-    for tr in transports.keys() {
-        let tr = tr.as_str();
+    let transports: BTreeSet<&str> = runs
+        .iter()
+        .filter_map(|v| v["transport"].as_str())
+        .collect();
+    // UDP first: it is the transport the goals are stated for.
+    for tr in ["udp", "tcp"]
+        .into_iter()
+        .filter(|t| transports.contains(t))
+    {
         let rounds = runs
             .iter()
             .filter(|v| v["transport"] == tr && v["phase"] == "sat")
