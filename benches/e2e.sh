@@ -1,5 +1,5 @@
 #!/bin/bash
-# benches/e2e.sh [--quick] [--rounds N] [--secs S] [--no-tcp] [--only presence-proxy|kamailio]
+# benches/e2e.sh [--quick] [--rounds N] [--secs S] [--no-tcp] [--only presence-proxy|kamailio] [--profile]
 #
 # End-to-end comparison (issue 7): the same presence traffic through
 #   (a) presence-proxy  (100 000 users, 10 % of load pairs blocked, --trust-from), and
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 KIT=$ROOT/../shared/peers/kamailio-bench
 W=$ROOT/target/e2e
-QUICK=0; ROUNDS=3; SECS=10; TCP=1; ONLY=""
+QUICK=0; ROUNDS=3; SECS=10; TCP=1; ONLY=""; PROFILE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; ROUNDS=1; SECS=3 ;;
@@ -25,7 +25,8 @@ while [ $# -gt 0 ]; do
     --secs) SECS=$2; shift ;;
     --no-tcp) TCP=0 ;;
     --only) ONLY=$2; shift ;;
-    *) echo "usage: $0 [--quick] [--rounds N] [--secs S] [--no-tcp] [--only presence-proxy|kamailio]" >&2; exit 2 ;;
+    --profile) PROFILE=1 ;;
+    *) echo "usage: $0 [--quick] [--rounds N] [--secs S] [--no-tcp] [--only presence-proxy|kamailio] [--profile]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -122,6 +123,25 @@ for kind in $(kinds 0); do
   load "$kind" mem 0 --target "$TARGET" --pid "$PID" --window $SATWIN --count $MEMSUBS --duration-s 120
   cleanup
 done
+
+if [ $PROFILE = 1 ] && command -v perf > /dev/null; then
+  # Where each proxy's CPU goes at saturation over UDP: perf samples of all its processes.
+  for kind in $(kinds 0); do
+    log "profile: $kind"
+    start "$kind"
+    pids=$(pgrep -P "$PID" | tr '\n' ',')$PID
+    perf record -F 2999 -g -o "$W/perf-$kind.data" -p "$pids" > /dev/null 2>&1 &
+    PERF=$!
+    load "$kind" profile 0 --target "$TARGET" --pid "$PID" --window $SATWIN --count 5000000 --duration-s "$SECS"
+    kill -INT $PERF; wait $PERF
+    perf report -i "$W/perf-$kind.data" --no-children --sort dso,symbol --percent-limit 0.7 --stdio \
+      2> /dev/null | grep -E '^ +[0-9]' > "$W/perf-$kind.txt"
+    perf report -i "$W/perf-$kind.data" --no-children --sort dso --stdio 2> /dev/null | grep -E '^ +[0-9]' \
+      >> "$W/perf-$kind.txt"
+    log "profile of $kind: $W/perf-$kind.txt"
+    cleanup
+  done
+fi
 
 log "results: $OUT"
 echo "machine: $(nproc) vCPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(uname -r); load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
