@@ -23,6 +23,23 @@
 //! | anything else, or an [`offline`] error | replace with [`offline_document`] |
 //!
 //! [`offline_or_document`] does the last two rows in one call.
+//!
+//! ```
+//! use presence_proxy::pidf;
+//!
+//! let real = br#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@example.com">
+//!   <tuple id="t1"><status><basic>open</basic></status><note>At the dentist</note></tuple>
+//! </presence>"#;
+//! let offline = pidf::offline(b"application/pidf+xml", real, Some("sip:alice@example.com")).unwrap();
+//! assert_eq!(&*offline.content_type, b"application/pidf+xml");
+//! let body = String::from_utf8(offline.body).unwrap();
+//! assert!(body.contains(r#"<tuple id="t1"><status><basic>closed</basic></status></tuple>"#));
+//! assert!(!body.contains("dentist"));
+//!
+//! // Whatever cannot be rewritten is replaced, never forwarded.
+//! let replaced = pidf::offline_or_document(b"text/plain", b"gone fishing", "sip:alice@example.com");
+//! assert_eq!(replaced, pidf::offline_document("sip:alice@example.com"));
+//! ```
 
 mod charset;
 mod media;
