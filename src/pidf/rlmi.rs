@@ -4,7 +4,7 @@
 //!
 //! Only the parts of resources the caller says are blocked are rewritten; every other
 //! byte (boundaries, the RLMI root, other resources' parts, preamble, epilogue) is
-//! copied. A part that is itself a list (a nested `multipart/related`, RFC 4662 §5.5)
+//! copied. A part that is itself a list (a nested `multipart/related`, RFC 4662 §5)
 //! is descended into. A blocked part that cannot be rewritten (unknown type, a
 //! transfer encoding, malformed XML) is replaced by the Offline document for its
 //! resource, never passed on.
@@ -15,7 +15,7 @@ use super::{offline_document, MediaType, PidfError, Rewritten};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-/// The RLMI namespace (RFC 4662 §5.3).
+/// The RLMI namespace (RFC 4662 §5).
 pub const RLMI_NS: &str = "urn:ietf:params:xml:ns:rlmi";
 
 /// Nested lists deeper than this are refused (each level is a whole multipart body).
