@@ -141,6 +141,9 @@ fn init_logging(level: &str) {
 }
 
 async fn run(config: Config) -> Result<(), Fail> {
+    // Before anything can say "ready": a SIGTERM right after the ready line must
+    // find the handler installed, not the default action.
+    let shutdown = Shutdown::install()?;
     let data_dir = config.store.data.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
@@ -205,7 +208,7 @@ async fn run(config: Config) -> Result<(), Fail> {
         listening.join(" ")
     );
 
-    wait_for_signal().await;
+    shutdown.wait().await;
     tracing::info!("shutting down");
     driver.shutdown().await;
     web.stop().await;
@@ -268,24 +271,39 @@ fn write_proxy_json(path: &Path, web: &web::Running) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-async fn wait_for_signal() {
+/// SIGINT and SIGTERM, both meaning "shut down cleanly, exit 0".
+struct Shutdown {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    signals: [tokio::signal::unix::Signal; 2],
+}
+
+impl Shutdown {
+    fn install() -> Result<Shutdown, Fail> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let term =
+                signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+            let int =
+                signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+            Ok(Shutdown {
+                signals: [term, int],
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Shutdown {})
+    }
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        {
+            let [term, int] = &mut self.signals;
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
+        #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
     }
 }
