@@ -338,26 +338,29 @@ mod web {
         }
     }
 
-    /// Binds the HTTP listener. The web helper's `crate::web::serve` is started
-    /// on it once it exists in this branch.
+    /// Binds the HTTP listener and serves the User Options pages, the REST and
+    /// admin APIs, `/metrics` (with the engine's counters) and `/healthz` on it.
     pub async fn start(
         config: &Config,
         store: Arc<dyn Store>,
         engine: Arc<Engine>,
     ) -> Result<Running, Fail> {
-        let _ = (store, engine);
         let listener = tokio::net::TcpListener::bind(&config.web.listen)
             .await
             .with_context(|| format!("cannot listen on {} (web.listen)", config.web.listen))?;
         let addr = listener.local_addr()?;
-        let admin_token = match &config.web.admin_token {
-            Some(t) => t.clone(),
-            None => random_token(),
-        };
+        let state = crate::web::AppState::new(store, config.web.clone()).with_metrics(Arc::new(
+            move |out: &mut String| engine.metrics().render(out),
+        ));
+        let admin_token = state.admin_token().to_string();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let _ = stop_rx.await;
-            drop(listener);
+            let stopped = async move {
+                let _ = stop_rx.await;
+            };
+            if let Err(e) = crate::web::serve(listener, state, stopped).await {
+                tracing::error!(error = %e, "the web server stopped");
+            }
         });
         Ok(Running {
             addr,
@@ -365,12 +368,5 @@ mod web {
             stop: Some(stop_tx),
             task: Some(task),
         })
-    }
-
-    fn random_token() -> String {
-        use rand::RngCore as _;
-        let mut b = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut b);
-        b.iter().map(|x| format!("{x:02x}")).collect()
     }
 }
