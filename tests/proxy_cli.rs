@@ -229,3 +229,20 @@ fn web_side_serves_health_and_the_engines_counters() {
     );
     assert!(proxy.stop().success());
 }
+
+#[test]
+fn sigint_is_a_clean_shutdown_too() {
+    let proxy = Proxy::start(&[
+        "--listen",
+        "127.0.0.1:22120",
+        "--upstream",
+        "udp:127.0.0.1:22121",
+    ]);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(proxy.pid() as libc::pid_t, libc::SIGINT);
+    }
+    let (status, data) = proxy.stop_keeping_data();
+    assert!(status.success(), "exit status after SIGINT: {status}");
+    assert!(!data.path().join("proxy.json").exists());
+}
