@@ -49,12 +49,17 @@ pub struct AppState {
     limiter: Arc<limiter::SignInLimiter>,
     pub metrics: Arc<WebMetrics>,
     extra_metrics: Option<Arc<dyn MetricsSource>>,
+    /// Turns true when [`serve`] is asked to stop, so the endless event streams
+    /// end and graceful shutdown does not wait on open pages.
+    stopping: tokio::sync::watch::Receiver<bool>,
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
     /// The admin token is `config.admin_token`, or a fresh random one when unset
     /// (ADMIN_API: the proxy writes it to `proxy.json` for the command line).
     pub fn new(store: Arc<dyn Store>, config: WebConfig) -> Self {
+        let (stop, stopping) = tokio::sync::watch::channel(false);
         let admin_token: Arc<str> = match &config.admin_token {
             Some(t) if !t.is_empty() => Arc::from(t.as_str()),
             _ => Arc::from(session::random_token().as_str()),
@@ -72,6 +77,8 @@ impl AppState {
             admin_token,
             metrics: Arc::new(WebMetrics::default()),
             extra_metrics: None,
+            stopping,
+            stop: Arc::new(stop),
         }
     }
 
@@ -333,6 +340,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "User Options and API listening");
+    let stop = Arc::clone(&state.stop);
+    let shutdown = async move {
+        shutdown.await;
+        stop.send_replace(true);
+    };
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
