@@ -1473,3 +1473,28 @@ fn shutdown_ends_open_event_streams() {
     );
     reader.join().unwrap();
 }
+
+#[test]
+fn cookies_are_secure_when_served_over_tls() {
+    let s = start(WebConfig {
+        cookie_secure: true,
+        ..WebConfig::default()
+    });
+    let r = client()
+        .post(s.url("/api/v1/session"))
+        .json(&json!({"username": ALICE, "password": PASSWORD}))
+        .send()
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let plain = start(WebConfig::default());
+    let r = client()
+        .post(plain.url("/api/v1/session"))
+        .json(&json!({"username": ALICE, "password": PASSWORD}))
+        .send()
+        .unwrap();
+    assert!(!r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Secure"));
+}

@@ -5,6 +5,18 @@
 //! `[web]` config (add the engine's counters with [`AppState::with_metrics`]),
 //! then either [`serve`] it on a bound listener or mount [`router`] yourself.
 //! The admin token the command line needs is [`AppState::admin_token`].
+//!
+//! | who | routes |
+//! |---|---|
+//! | browser | `/signin`, `/signout`, `/privacy` (+ `/defaults`, `/users`, `/domains`, `/delete`), `/contacts` (+ `/add`, `/delete`), `/preferences`, `/pending`, `/assets/*` |
+//! | owner (session cookie; `X-CSRF-Token` on writes) | `POST/DELETE /api/v1/session`, `GET /api/v1/me/policy`, `PUT /api/v1/me/defaults`, `POST /api/v1/me/exceptions`, `DELETE /api/v1/me/exceptions/{kind}/{value}`, `GET/POST /api/v1/me/contacts`, `DELETE /api/v1/me/contacts/{aor}`, `PUT /api/v1/me/preferences`, `GET /api/v1/me/pending`, `POST /api/v1/me/pending/answers`, `GET /api/v1/me/pending/events` (SSE) |
+//! | admin (`Authorization: Bearer`) | `POST /api/v1/admin/changes`, `GET /api/v1/admin/explain`, `GET/PUT /api/v1/admin/policy`, `GET/PUT /api/v1/admin/org`, `GET/POST /api/v1/admin/users`, `PUT/DELETE /api/v1/admin/users/{aor}` |
+//! | operator | `GET /metrics`, `GET /healthz` |
+//!
+//! Errors are `{"error", "field"}` (plus `errors: [{path, message}]` for
+//! validation): 400 malformed, 401 no session or token, 403 wrong CSRF token or
+//! admin token, 404 not found, 409 duplicate, 415 not JSON, 422 refused by
+//! validation, 429 sign-in locked. A refused call changes nothing.
 
 use std::future::Future;
 use std::net::SocketAddr;
