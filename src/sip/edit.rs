@@ -3,12 +3,31 @@
 //! byte as it came; the editor records replacements of spans of the original
 //! message and writes the result in one pass.
 
-use std::io::Write;
-
 use bytes::Bytes;
 
 use super::header::{split_commas, HeaderKind};
 use super::message::Message;
+
+/// `n` in decimal, in a fixed buffer: the digits are `buf[start..]`.
+fn decimal(n: u32) -> ([u8; 10], usize) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    (digits, i)
+}
+
+fn push_decimal(out: &mut Vec<u8>, n: u32) {
+    let (digits, start) = decimal(n);
+    out.extend_from_slice(&digits[start..]);
+}
 
 /// What an edit is for, so setting the same thing twice replaces the first edit.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -62,13 +81,22 @@ impl<'m> Editor<'m> {
     pub(crate) fn new(msg: &'m Message) -> Editor<'m> {
         Editor {
             msg,
-            edits: Vec::new(),
-            buf: Vec::new(),
+            edits: Vec::with_capacity(8),
+            buf: Vec::with_capacity(256),
             seq: 0,
             via_popped: 0,
             route_popped: 0,
             body: None,
         }
+    }
+
+    /// Appends `n` in decimal to the replacement buffer; returns its range.
+    fn stash_number(&mut self, prefix: &[u8], n: u32, suffix: &[u8]) -> (u32, u32) {
+        let s = self.buf.len();
+        self.buf.extend_from_slice(prefix);
+        push_decimal(&mut self.buf, n);
+        self.buf.extend_from_slice(suffix);
+        (s as u32, self.buf.len() as u32)
     }
 
     fn stash(&mut self, parts: &[&[u8]]) -> (u32, u32) {
@@ -198,28 +226,27 @@ impl<'m> Editor<'m> {
     /// on them goes, otherwise the popped values and the comma after them.
     fn pop_values(&mut self, kind: HeaderKind, n: usize, key: Key) {
         self.drop_key(&key);
+        let msg = self.msg;
         let mut left = n;
-        let mut plan: Vec<(u32, u32)> = Vec::new();
-        for h in self.msg.lines_of_kind(kind) {
+        for h in msg.lines_of_kind(kind) {
             if left == 0 {
                 break;
             }
-            let value = h.value(self.msg);
-            let elems: Vec<(usize, usize)> = split_commas(value).filter(|(s, e)| e > s).collect();
-            if elems.is_empty() {
+            let value = h.value(msg);
+            let elems = || split_commas(value).filter(|(s, e)| e > s);
+            let count = elems().count();
+            if count == 0 {
                 continue;
             }
-            if elems.len() <= left {
-                left -= elems.len();
-                plan.push((h.line_start, h.line_end));
+            if count <= left {
+                left -= count;
+                self.insert_edit(h.line_start, h.line_end, (0, 0), key.clone(), false);
             } else {
-                let next_start = elems[left].0;
-                plan.push((h.value_start, h.value_start + next_start as u32));
+                let next_start = elems().nth(left).map_or(0, |(s, _)| s);
+                let end = h.value_start + next_start as u32;
+                self.insert_edit(h.value_start, end, (0, 0), key.clone(), false);
                 left = 0;
             }
-        }
-        for (s, e) in plan {
-            self.insert_edit(s, e, (0, 0), key.clone(), false);
         }
     }
 
@@ -251,17 +278,16 @@ impl<'m> Editor<'m> {
 
     /// Replaces the Max-Forwards value, or adds the header (RFC 3261 §16.6 step 3).
     pub fn set_max_forwards(&mut self, n: u32) -> &mut Self {
-        let text = n.to_string();
         match self.msg.lines_of_kind(HeaderKind::MaxForwards).next() {
             Some(h) => {
                 let (s, e) = (h.value_start, h.value_end);
-                let ins = self.stash(&[text.as_bytes()]);
+                let ins = self.stash_number(b"", n, b"");
                 self.add(s, e, ins, Key::MaxForwards, false);
             }
             None => {
                 let at = self.msg.headers_end;
                 let eol = self.msg.eol();
-                let ins = self.stash(&[b"Max-Forwards: ", text.as_bytes(), eol]);
+                let ins = self.stash_number(b"Max-Forwards: ", n, eol);
                 self.add(at, at, ins, Key::MaxForwards, false);
             }
         }
@@ -336,8 +362,7 @@ impl<'m> Editor<'m> {
         if let Some(h) = self.msg.lines_of_kind(HeaderKind::CSeq).next() {
             let v = h.value(self.msg);
             let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
-            let text = n.to_string();
-            let ins = self.stash(&[text.as_bytes()]);
+            let ins = self.stash_number(b"", n, b"");
             self.add(
                 h.value_start,
                 h.value_start + digits as u32,
@@ -368,13 +393,8 @@ impl<'m> Editor<'m> {
             Some((s, e)) => &self.buf[s as usize..e as usize],
             None => msg.body(),
         };
-        let mut len_text = [0u8; 10];
-        let len_text = {
-            let mut cur = std::io::Cursor::new(&mut len_text[..]);
-            let _ = write!(cur, "{}", body.len());
-            let n = cur.position() as usize;
-            &len_text[..n]
-        };
+        let (len_digits, len_start) = decimal(u32::try_from(body.len()).unwrap_or(u32::MAX));
+        let len_text: &[u8] = &len_digits[len_start..];
         let mut extra = Vec::<u8>::new();
         // (start, end, order, replacement)
         let mut plan: Vec<(u32, u32, i64, &[u8])> = Vec::with_capacity(self.edits.len() + 2);
@@ -415,8 +435,23 @@ impl<'m> Editor<'m> {
             plan.push((msg.body_start, msg.body_end, 0, body));
         }
         plan.sort_by_key(|&(s, e, order, _)| (s, e > s, order));
-        let grow: usize = plan.iter().map(|p| p.3.len()).sum();
-        let mut out = Vec::with_capacity(raw.len() + grow);
+        // Exact output size, so the Vec converts into Bytes without a second
+        // allocation (a Vec with spare capacity needs a shared header).
+        let mut size = raw.len()
+            + if msg.blank_missing {
+                msg.eol().len()
+            } else {
+                0
+            };
+        let mut cursor = 0usize;
+        for &(s, e, _, ins) in &plan {
+            let (s, e) = (s as usize, e as usize);
+            if s >= cursor {
+                size = size + ins.len() - (e - s);
+                cursor = e;
+            }
+        }
+        let mut out = Vec::with_capacity(size);
         let mut cursor = 0usize;
         for (s, e, _, ins) in plan {
             let (s, e) = (s as usize, e as usize);
