@@ -338,8 +338,8 @@ mod web {
         }
     }
 
-    /// Binds the HTTP listener and serves the User Options pages, the APIs,
-    /// `/metrics` (with the engine's counters) and `/healthz` on it.
+    /// Binds the HTTP listener and serves the User Options pages, the REST and
+    /// admin APIs, `/metrics` (with the engine's counters) and `/healthz` on it.
     pub async fn start(
         config: &Config,
         store: Arc<dyn Store>,
@@ -349,17 +349,17 @@ mod web {
             .await
             .with_context(|| format!("cannot listen on {} (web.listen)", config.web.listen))?;
         let addr = listener.local_addr()?;
-        let source = move |out: &mut String| engine.metrics().render(out);
-        let state =
-            crate::web::AppState::new(store, config.web.clone()).with_metrics(Arc::new(source));
+        let state = crate::web::AppState::new(store, config.web.clone()).with_metrics(Arc::new(
+            move |out: &mut String| engine.metrics().render(out),
+        ));
         let admin_token = state.admin_token().to_string();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let shutdown = async move {
+            let stopped = async move {
                 let _ = stop_rx.await;
             };
-            if let Err(e) = crate::web::serve(listener, state, shutdown).await {
-                tracing::error!(error = %e, "HTTP server failed");
+            if let Err(e) = crate::web::serve(listener, state, stopped).await {
+                tracing::error!(error = %e, "the web server stopped");
             }
         });
         Ok(Running {
