@@ -48,4 +48,5 @@ pub struct Transmit {
 }
 
 mod outcome;
+pub mod presence;
 pub use outcome::{Direction, Handled, Outcome};

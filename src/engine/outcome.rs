@@ -57,7 +57,15 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn new(direction: Direction, action: Handled) -> Self {
-        Outcome { direction, action, watcher: None, owner: None, decision: None, rule: None, reason: None }
+        Outcome {
+            direction,
+            action,
+            watcher: None,
+            owner: None,
+            decision: None,
+            rule: None,
+            reason: None,
+        }
     }
 
     pub fn because(mut self, reason: impl Into<String>) -> Self {

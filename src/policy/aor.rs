@@ -104,7 +104,10 @@ impl Aor {
     /// carry RFC 3261 escapes, which are decoded (§19.1.4: `%61lice` is `alice`).
     pub fn parse(s: &str) -> Result<Self, AorError> {
         let t = s.trim();
-        let t = t.strip_prefix('<').and_then(|r| r.strip_suffix('>')).unwrap_or(t);
+        let t = t
+            .strip_prefix('<')
+            .and_then(|r| r.strip_suffix('>'))
+            .unwrap_or(t);
         if t.is_empty() {
             return Err(AorError::Empty);
         }
@@ -120,7 +123,9 @@ impl Aor {
         };
         // URI parameters and headers end the AoR.
         let rest = rest.split([';', '?']).next().unwrap_or("");
-        let at = rest.rfind('@').ok_or_else(|| AorError::NoAt(s.to_string()))?;
+        let at = rest
+            .rfind('@')
+            .ok_or_else(|| AorError::NoAt(s.to_string()))?;
         let (user_raw, hostport) = (&rest[..at], &rest[at + 1..]);
         // Password (`user:pw@host`) is not part of the identity.
         let user_raw = user_raw.split(':').next().unwrap_or("");
@@ -131,7 +136,10 @@ impl Aor {
         let host = strip_port(hostport);
         let domain = Domain::parse(host)?;
         let full = format!("{user}@{}", domain.as_str());
-        Ok(Aor { at: user.len(), full })
+        Ok(Aor {
+            at: user.len(),
+            full,
+        })
     }
 
     /// The unknown watcher, `anonymous@anonymous.invalid`.
@@ -227,15 +235,24 @@ mod tests {
         assert_eq!(a.as_str(), "Alice@example.com");
         assert_eq!(a.user(), "Alice");
         assert_eq!(a.domain(), "example.com");
-        assert_eq!(Aor::parse("<pres:bob@x.org>").unwrap().as_str(), "bob@x.org");
+        assert_eq!(
+            Aor::parse("<pres:bob@x.org>").unwrap().as_str(),
+            "bob@x.org"
+        );
         assert_eq!(Aor::parse("im:bob@x.org").unwrap().as_str(), "bob@x.org");
-        assert_eq!(Aor::parse("sip:%61lice@x.org").unwrap().as_str(), "alice@x.org");
+        assert_eq!(
+            Aor::parse("sip:%61lice@x.org").unwrap().as_str(),
+            "alice@x.org"
+        );
         assert_eq!(Aor::parse("sip:u@[::1]:5060").unwrap().domain(), "[::1]");
     }
 
     #[test]
     fn user_part_is_case_sensitive() {
-        assert_ne!(Aor::parse("Alice@x.org").unwrap(), Aor::parse("alice@x.org").unwrap());
+        assert_ne!(
+            Aor::parse("Alice@x.org").unwrap(),
+            Aor::parse("alice@x.org").unwrap()
+        );
     }
 
     #[test]
@@ -244,7 +261,13 @@ mod tests {
         assert!(matches!(Aor::parse("alice"), Err(AorError::NoAt(_))));
         assert!(matches!(Aor::parse("@x.org"), Err(AorError::EmptyUser(_))));
         assert!(matches!(Aor::parse("a b@x.org"), Err(AorError::BadUser(_))));
-        assert!(matches!(Aor::parse("a@x..org"), Err(AorError::BadDomain(_))));
-        assert!(matches!(Aor::parse("tel:a@x.org"), Err(AorError::BadScheme(_))));
+        assert!(matches!(
+            Aor::parse("a@x..org"),
+            Err(AorError::BadDomain(_))
+        ));
+        assert!(matches!(
+            Aor::parse("tel:a@x.org"),
+            Err(AorError::BadScheme(_))
+        ));
     }
 }

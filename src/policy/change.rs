@@ -15,22 +15,61 @@ use super::model::{Action, DefaultExternal, DefaultInternal, Org, UserPolicy};
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Change {
     /// Replace the org settings.
-    SetOrg { org: Org },
+    SetOrg {
+        org: Org,
+    },
     /// Create or replace a whole user policy.
-    PutUser { user: UserPolicy },
+    PutUser {
+        user: UserPolicy,
+    },
     /// Remove a user and everything they own.
-    RemoveUser { aor: Aor },
-    SetDefaults { owner: Aor, internal: Option<DefaultInternal>, external: Option<DefaultExternal> },
-    AddUserException { owner: Aor, watcher: Aor, action: Action },
-    RemoveUserException { owner: Aor, watcher: Aor },
-    AddDomainException { owner: Aor, domain: Domain, action: Action },
-    RemoveDomainException { owner: Aor, domain: Domain },
-    AddContact { owner: Aor, contact: Aor, name: Option<String>, learned: bool },
-    RemoveContact { owner: Aor, contact: Aor },
-    SetRefreshInterval { owner: Aor, seconds: u32 },
+    RemoveUser {
+        aor: Aor,
+    },
+    SetDefaults {
+        owner: Aor,
+        internal: Option<DefaultInternal>,
+        external: Option<DefaultExternal>,
+    },
+    AddUserException {
+        owner: Aor,
+        watcher: Aor,
+        action: Action,
+    },
+    RemoveUserException {
+        owner: Aor,
+        watcher: Aor,
+    },
+    AddDomainException {
+        owner: Aor,
+        domain: Domain,
+        action: Action,
+    },
+    RemoveDomainException {
+        owner: Aor,
+        domain: Domain,
+    },
+    AddContact {
+        owner: Aor,
+        contact: Aor,
+        name: Option<String>,
+        learned: bool,
+    },
+    RemoveContact {
+        owner: Aor,
+        contact: Aor,
+    },
+    SetRefreshInterval {
+        owner: Aor,
+        seconds: u32,
+    },
     /// The owner's answer to a pending request: stored as a user exception
     /// (ShoreTel: checked = allow, unchecked = deny) and the request removed.
-    Answer { owner: Aor, watcher: Aor, action: Action },
+    Answer {
+        owner: Aor,
+        watcher: Aor,
+        action: Action,
+    },
 }
 
 /// Why a change was refused; `path` says where (a JSON path for documents, a field
@@ -44,7 +83,10 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ValidationError { path: path.into(), message: message.into() }
+        ValidationError {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 

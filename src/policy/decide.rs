@@ -108,7 +108,11 @@ pub fn decide(org: &Org, owner_policy: Option<&UserPolicy>, owner: &Aor, watcher
     if org.blocked_users.iter().any(|b| b == watcher) {
         return Verdict::new(Decision::Block, Rule::AdminBlockedUser);
     }
-    if org.blocked_domains.iter().any(|d| d.as_str() == watcher.domain()) {
+    if org
+        .blocked_domains
+        .iter()
+        .any(|d| d.as_str() == watcher.domain())
+    {
         return Verdict::new(Decision::Block, Rule::AdminBlockedDomain);
     }
     let fallback;
@@ -124,7 +128,11 @@ pub fn decide(org: &Org, owner_policy: Option<&UserPolicy>, owner: &Aor, watcher
         return Verdict::new(from_action(a), Rule::UserException);
     }
     if policy.has_contact(watcher) {
-        let d = if auto { Decision::Allow } else { Decision::Pending };
+        let d = if auto {
+            Decision::Allow
+        } else {
+            Decision::Pending
+        };
         return Verdict::new(d, Rule::Contact);
     }
     if let Some(a) = policy.domain_exception(watcher.domain()) {

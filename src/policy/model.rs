@@ -75,7 +75,10 @@ fn default_contact_limit() -> u32 {
 
 impl Default for ClassOfService {
     fn default() -> Self {
-        ClassOfService { auto_authorize: true, contact_limit: default_contact_limit() }
+        ClassOfService {
+            auto_authorize: true,
+            contact_limit: default_contact_limit(),
+        }
     }
 }
 
@@ -130,7 +133,9 @@ impl Default for Org {
 impl Org {
     /// Internal means the watcher's domain is one of the local domains.
     pub fn is_internal(&self, aor: &Aor) -> bool {
-        self.local_domains.iter().any(|d| d.as_str() == aor.domain())
+        self.local_domains
+            .iter()
+            .any(|d| d.as_str() == aor.domain())
     }
 
     /// The class a user names, or the `default` class, or the built-in default.
@@ -227,7 +232,11 @@ impl UserPolicy {
     }
 
     pub fn user_exception(&self, watcher: &Aor) -> Option<Action> {
-        self.exceptions.users.iter().find(|e| &e.aor == watcher).map(|e| e.action)
+        self.exceptions
+            .users
+            .iter()
+            .find(|e| &e.aor == watcher)
+            .map(|e| e.action)
     }
 
     pub fn domain_exception(&self, domain: &str) -> Option<Action> {

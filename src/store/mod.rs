@@ -24,8 +24,14 @@ pub enum StoreError {
     #[error("the data directory {0} is in use by another process (is a proxy running? use its admin API)")]
     Locked(String),
     /// The data directory was written by a newer or unknown schema; refused, never reset.
-    #[error("the data directory {path} has schema version {found}, this build understands {expected}")]
-    Schema { path: String, found: u32, expected: u32 },
+    #[error(
+        "the data directory {path} has schema version {found}, this build understands {expected}"
+    )]
+    Schema {
+        path: String,
+        found: u32,
+        expected: u32,
+    },
     /// sled or the file system failed.
     #[error("storage failure: {0}")]
     Io(String),
@@ -85,7 +91,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records (or refreshes `last_seen_ms` of) a pending request. Returns true when
     /// it is new.
-    fn record_pending(&self, owner: &Aor, watcher: &Aor, how: PendingHow, now_ms: u64) -> Result<bool, StoreError>;
+    fn record_pending(
+        &self,
+        owner: &Aor,
+        watcher: &Aor,
+        how: PendingHow,
+        now_ms: u64,
+    ) -> Result<bool, StoreError>;
     /// Marks requests older than the org's `pending_timeout_s` as waiting; returns
     /// the ones that changed.
     fn expire_pending(&self, now_ms: u64) -> Result<Vec<PendingRequest>, StoreError>;

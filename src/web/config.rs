@@ -18,6 +18,10 @@ pub struct WebConfig {
 
 impl Default for WebConfig {
     fn default() -> Self {
-        WebConfig { listen: "127.0.0.1:8080".to_string(), idle_timeout_s: 1800, admin_token: None }
+        WebConfig {
+            listen: "127.0.0.1:8080".to_string(),
+            idle_timeout_s: 1800,
+            admin_token: None,
+        }
     }
 }
