@@ -182,7 +182,7 @@ impl DialogTable {
             // Pending dialogs sort first (false < true), then the oldest.
             let rank = (!d.is_pending(), d.created_ms);
             drop(d);
-            if best.as_ref().is_none_or(|(p, c, _)| rank < (*p, *c)) {
+            if best.as_ref().map_or(true, |(p, c, _)| rank < (*p, *c)) {
                 best = Some((rank.0, rank.1, k));
             }
         }

@@ -62,7 +62,7 @@ impl<K> ExpiryWheel<K> {
     pub fn expire(&mut self, now_ms: u64, fired: &mut Vec<K>) {
         let now_tick = now_ms / self.tick_ms;
         let cursor = self.cursor;
-        if now_tick < cursor || self.earliest.is_none_or(|e| e > now_ms) {
+        if now_tick < cursor || self.earliest.map_or(true, |e| e > now_ms) {
             return;
         }
         // After a long gap (a replayed capture, a suspended host) one revolution
