@@ -49,13 +49,6 @@ pub struct Peer {
     pub local: SocketAddr,
 }
 
-/// A body with its Content-Type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Body {
-    pub content_type: Option<Bytes>,
-    pub data: Bytes,
-}
-
 /// One watcher→owner presence subscription.
 #[derive(Debug, Clone)]
 pub struct Dialog {
@@ -70,11 +63,10 @@ pub struct Dialog {
     /// Record-Route entries the SUBSCRIBE carried when it reached the proxy: the
     /// proxies between it and the watcher, the route set of NOTIFYs it originates.
     pub route_set: Vec<Bytes>,
-    /// The last NOTIFY the notifier sent (as received): headers of NOTIFYs the proxy
-    /// originates are copied from it.
+    /// The last NOTIFY the notifier sent, as received: its body is the last real
+    /// state (kept so an allowed-again watcher gets it at once), and the headers of
+    /// NOTIFYs the proxy originates are copied from it.
     pub template: Option<Bytes>,
-    /// The last real body, kept so an allowed-again watcher gets it at once.
-    pub last_real: Option<Body>,
     /// What the watcher was last shown.
     pub shown: Option<View>,
     pub cseq: CseqShift,
@@ -279,7 +271,6 @@ mod tests {
             },
             route_set: vec![],
             template: None,
-            last_real: None,
             shown: None,
             cseq: CseqShift::default(),
             pacer: Pacer::default(),

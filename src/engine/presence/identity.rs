@@ -7,7 +7,7 @@
 //! `trust_from` is on; otherwise `anonymous@anonymous.invalid` (RFC 3323), an
 //! external party.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -76,25 +76,18 @@ const DEFAULT_REGISTER_S: u64 = 3_600;
 /// The identities the proxy can vouch for.
 #[derive(Debug)]
 pub struct Identities {
-    trusted: Vec<IpAddr>,
     trust_from: bool,
     bindings: DashMap<Flow, Binding>,
     registers: DashMap<(Bytes, u32), PendingRegister>,
 }
 
 impl Identities {
-    pub fn new(trusted_peers: Vec<IpAddr>, trust_from: bool) -> Self {
+    pub fn new(trust_from: bool) -> Self {
         Identities {
-            trusted: trusted_peers,
             trust_from,
             bindings: DashMap::new(),
             registers: DashMap::new(),
         }
-    }
-
-    /// RFC 3325 §5: only a peer in the trust domain may assert an identity.
-    pub fn is_trusted(&self, source: SocketAddr) -> bool {
-        self.trusted.contains(&source.ip())
     }
 
     /// Notes a REGISTER from `flow` for `aor` on its way upstream.
@@ -159,17 +152,18 @@ impl Identities {
         (b.until_ms > now_ms).then(|| b.aor.clone())
     }
 
-    /// The requester's identity. `asserted` is the P-Asserted-Identity AoR (only
-    /// believed from a trusted peer), `from` the From AoR.
+    /// The requester's identity. `asserted` is the P-Asserted-Identity AoR, believed
+    /// only when `trusted_source` (RFC 3325 §5: the sender is in the trust domain);
+    /// `from` is the From AoR.
     pub fn resolve(
         &self,
-        source: SocketAddr,
+        trusted_source: bool,
         flow: Flow,
         asserted: Option<Aor>,
         from: Option<Aor>,
         now_ms: u64,
     ) -> (Aor, IdentitySource) {
-        if let Some(a) = asserted.filter(|_| self.is_trusted(source)) {
+        if let Some(a) = asserted.filter(|_| trusted_source) {
             return (a, IdentitySource::Asserted);
         }
         if let Some(a) = self.registered(flow, now_ms) {
@@ -196,32 +190,32 @@ mod tests {
 
     #[test]
     fn order_of_sources() {
-        let ids = Identities::new(vec!["127.0.0.9".parse().unwrap()], false);
+        let ids = Identities::new(false);
         let phone = addr("127.0.0.1:5062");
         let flow = Flow::Udp(phone);
         // Nothing known: anonymous, whatever From says.
-        let (w, s) = ids.resolve(phone, flow, None, Some(aor("boss@example.com")), 0);
+        let (w, s) = ids.resolve(false, flow, None, Some(aor("boss@example.com")), 0);
         assert_eq!(
             (w.as_str(), s),
             ("anonymous@anonymous.invalid", IdentitySource::Anonymous)
         );
         // A PAI from an untrusted phone is ignored.
-        let (_, s) = ids.resolve(phone, flow, Some(aor("boss@example.com")), None, 0);
+        let (_, s) = ids.resolve(false, flow, Some(aor("boss@example.com")), None, 0);
         assert_eq!(s, IdentitySource::Anonymous);
         // Registered flow.
         ids.register_sent(b"reg-1", 1, flow, aor("bob@example.com"), 0);
         ids.register_answered(b"reg-1", 1, 200, Some(60), 10);
-        let (w, s) = ids.resolve(phone, flow, None, Some(aor("boss@example.com")), 20);
+        let (w, s) = ids.resolve(false, flow, None, Some(aor("boss@example.com")), 20);
         assert_eq!(
             (w.as_str(), s),
             ("bob@example.com", IdentitySource::Registered)
         );
         // Expired registration proves nothing.
-        let (_, s) = ids.resolve(phone, flow, None, None, 60_011);
+        let (_, s) = ids.resolve(false, flow, None, None, 60_011);
         assert_eq!(s, IdentitySource::Anonymous);
         // Trusted peer's PAI wins.
         let (w, s) = ids.resolve(
-            addr("127.0.0.9:5070"),
+            true,
             Flow::Udp(addr("127.0.0.9:5070")),
             Some(aor("carol@example.com")),
             None,
@@ -235,7 +229,7 @@ mod tests {
 
     #[test]
     fn failed_register_binds_nothing_and_zero_expiry_unbinds() {
-        let ids = Identities::new(vec![], false);
+        let ids = Identities::new(false);
         let flow = Flow::Tcp(ConnId(4));
         ids.register_sent(b"r", 1, flow, aor("bob@example.com"), 0);
         ids.register_answered(b"r", 1, 401, None, 1);
@@ -253,9 +247,9 @@ mod tests {
 
     #[test]
     fn trust_from_only_when_configured() {
-        let ids = Identities::new(vec![], true);
+        let ids = Identities::new(true);
         let p = addr("127.0.0.1:1");
-        let (w, s) = ids.resolve(p, Flow::Udp(p), None, Some(aor("x@example.com")), 0);
+        let (w, s) = ids.resolve(false, Flow::Udp(p), None, Some(aor("x@example.com")), 0);
         assert_eq!((w.as_str(), s), ("x@example.com", IdentitySource::From));
     }
 }
