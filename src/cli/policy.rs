@@ -1,11 +1,594 @@
-//! `presence-proxy policy`.
+//! `presence-proxy policy`: read and change privacy policies from the shell.
+//!
+//! The commands open the data directory's sled store directly. While a proxy runs,
+//! sled's lock keeps them out; then they read `<data>/proxy.json` and send the same
+//! operation to the proxy's admin API (`/work/brief/ADMIN_API.md`), so a change made
+//! here reaches the live proxy's cache at once.
+//!
+//! Exit codes (`cli::exit`): 0 done, 2 usage, 3 invalid input (stderr says what and
+//! where), 4 store failure.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct PolicyArgs {}
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
 
-pub fn main(_args: PolicyArgs) -> ExitCode {
-    eprintln!("presence-proxy policy: not built yet");
-    ExitCode::from(super::exit::USAGE)
+use super::exit;
+use crate::policy::{
+    validate, Action, Aor, Change, DefaultExternal, DefaultInternal, Domain, PolicyDocument,
+    ValidationError,
+};
+use crate::store::{SledStore, Store, StoreError};
+
+/// Where the data lives when neither `--data` nor the config file says.
+pub const DEFAULT_DATA_DIR: &str = "./presence-data";
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// The data directory (default: the config file's `data_dir`, else ./presence-data).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub data: Option<PathBuf>,
+    /// The configuration file (only its `data_dir` is used here).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Replace the whole policy set with a policy document (all or nothing).
+    Import {
+        /// A policy document, JSON version 1.
+        file: PathBuf,
+    },
+    /// Write the whole policy set as a policy document (to stdout without FILE).
+    Export { file: Option<PathBuf> },
+    /// Say what WATCHER gets of OWNER's presence and which rule decided it.
+    Explain {
+        owner: String,
+        watcher: String,
+        /// One line of JSON: {"decision":"allow|block|pending","rule":"..."}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set the owner's default for internal (allow|block) or external (block|ask) watchers.
+    SetDefault {
+        owner: String,
+        which: Audience,
+        value: String,
+    },
+    /// Add (or change) an exception: allow or block one user or a whole domain.
+    Except {
+        owner: String,
+        kind: ExceptionKind,
+        value: String,
+        action: ActionArg,
+    },
+    /// Remove an exception.
+    Unexcept {
+        owner: String,
+        kind: ExceptionKind,
+        value: String,
+    },
+    /// Add or remove a contact on the owner's contact list.
+    Contact {
+        op: ContactOp,
+        owner: String,
+        aor: String,
+        /// Alternate name (nickname) shown on clients.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// The owner's answer to a pending request (stored as a user exception).
+    Answer {
+        owner: String,
+        watcher: String,
+        action: ActionArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Audience {
+    Internal,
+    External,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExceptionKind {
+    User,
+    Domain,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ContactOp {
+    Add,
+    Remove,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ActionArg {
+    Allow,
+    Block,
+}
+
+impl From<ActionArg> for Action {
+    fn from(a: ActionArg) -> Action {
+        match a {
+            ActionArg::Allow => Action::Allow,
+            ActionArg::Block => Action::Block,
+        }
+    }
+}
+
+/// Why a command failed, and so which exit code it ends with.
+#[derive(Debug)]
+enum Failure {
+    Invalid(Vec<ValidationError>),
+    Store(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Store(e)
+    }
+}
+
+fn invalid(path: &str, message: impl Into<String>) -> Failure {
+    Failure::Invalid(vec![ValidationError::new(path, message)])
+}
+
+pub fn main(args: PolicyArgs) -> ExitCode {
+    match run(args) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(Failure::Invalid(errors)) => {
+            for e in &errors {
+                eprintln!("invalid: {}: {}", e.path, e.message);
+            }
+            ExitCode::from(exit::INVALID)
+        }
+        Err(Failure::Store(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::STORE)
+        }
+    }
+}
+
+fn run(args: PolicyArgs) -> Result<(), Failure> {
+    let data = data_dir(args.data, args.config.as_deref())?;
+    // Check the arguments before touching the store, so bad input never waits on
+    // or disturbs it.
+    let op = Op::from_command(args.command)?;
+    let target = Target::open(&data)?;
+    op.run(&target)
+}
+
+/// `--data`, else the config file's `data_dir` (top level or `[store]`), else the default.
+fn data_dir(flag: Option<PathBuf>, config: Option<&Path>) -> Result<PathBuf, Failure> {
+    if let Some(d) = flag {
+        return Ok(d);
+    }
+    if let Some(file) = config {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| invalid("--config", format!("cannot read {}: {e}", file.display())))?;
+        let value: toml::Table = toml::from_str(&text).map_err(|e| {
+            invalid(
+                "--config",
+                format!("{} is not valid TOML: {e}", file.display()),
+            )
+        })?;
+        let found = value
+            .get("data_dir")
+            .or_else(|| value.get("store").and_then(|s| s.get("data_dir")))
+            .and_then(|v| v.as_str());
+        if let Some(d) = found {
+            return Ok(PathBuf::from(d));
+        }
+    }
+    Ok(PathBuf::from(DEFAULT_DATA_DIR))
+}
+
+/// A command with its arguments checked.
+enum Op {
+    Import(PolicyDocument),
+    Export(Option<PathBuf>),
+    Explain {
+        owner: Aor,
+        watcher: Aor,
+        json: bool,
+    },
+    Apply(Change),
+}
+
+fn aor_arg(s: &str, name: &str) -> Result<Aor, Failure> {
+    validate::parse_aor(s, name).map_err(|e| Failure::Invalid(vec![e]))
+}
+
+fn domain_arg(s: &str, name: &str) -> Result<Domain, Failure> {
+    validate::parse_domain(s, name).map_err(|e| Failure::Invalid(vec![e]))
+}
+
+impl Op {
+    fn from_command(cmd: PolicyCommand) -> Result<Op, Failure> {
+        Ok(match cmd {
+            PolicyCommand::Import { file } => {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| invalid("FILE", format!("cannot read {}: {e}", file.display())))?;
+                Op::Import(PolicyDocument::from_json(&text).map_err(Failure::Invalid)?)
+            }
+            PolicyCommand::Export { file } => Op::Export(file),
+            PolicyCommand::Explain {
+                owner,
+                watcher,
+                json,
+            } => Op::Explain {
+                owner: aor_arg(&owner, "OWNER")?,
+                watcher: aor_arg(&watcher, "WATCHER")?,
+                json,
+            },
+            PolicyCommand::SetDefault {
+                owner,
+                which,
+                value,
+            } => {
+                let owner = aor_arg(&owner, "OWNER")?;
+                let v = value.to_ascii_lowercase();
+                match which {
+                    Audience::Internal => {
+                        let internal = match v.as_str() {
+                            "allow" => DefaultInternal::Allow,
+                            "block" => DefaultInternal::Block,
+                            _ => {
+                                return Err(invalid(
+                                    "VALUE",
+                                    format!("`{value}`: internal default is allow or block"),
+                                ))
+                            }
+                        };
+                        Op::Apply(Change::SetDefaults {
+                            owner,
+                            internal: Some(internal),
+                            external: None,
+                        })
+                    }
+                    Audience::External => {
+                        let external = match v.as_str() {
+                            "block" => DefaultExternal::Block,
+                            "ask" | "ask-me" | "askme" => DefaultExternal::Ask,
+                            "allow" => {
+                                return Err(Failure::Invalid(vec![
+                                    validate::external_default_allow("VALUE"),
+                                ]))
+                            }
+                            _ => {
+                                return Err(invalid(
+                                    "VALUE",
+                                    format!("`{value}`: external default is block or ask"),
+                                ))
+                            }
+                        };
+                        Op::Apply(Change::SetDefaults {
+                            owner,
+                            internal: None,
+                            external: Some(external),
+                        })
+                    }
+                }
+            }
+            PolicyCommand::Except {
+                owner,
+                kind,
+                value,
+                action,
+            } => {
+                let owner = aor_arg(&owner, "OWNER")?;
+                let action = action.into();
+                Op::Apply(match kind {
+                    ExceptionKind::User => Change::AddUserException {
+                        owner,
+                        watcher: aor_arg(&value, "VALUE")?,
+                        action,
+                    },
+                    ExceptionKind::Domain => Change::AddDomainException {
+                        owner,
+                        domain: domain_arg(&value, "VALUE")?,
+                        action,
+                    },
+                })
+            }
+            PolicyCommand::Unexcept { owner, kind, value } => {
+                let owner = aor_arg(&owner, "OWNER")?;
+                Op::Apply(match kind {
+                    ExceptionKind::User => Change::RemoveUserException {
+                        owner,
+                        watcher: aor_arg(&value, "VALUE")?,
+                    },
+                    ExceptionKind::Domain => Change::RemoveDomainException {
+                        owner,
+                        domain: domain_arg(&value, "VALUE")?,
+                    },
+                })
+            }
+            PolicyCommand::Contact {
+                op,
+                owner,
+                aor,
+                name,
+            } => {
+                let owner = aor_arg(&owner, "OWNER")?;
+                let contact = aor_arg(&aor, "AOR")?;
+                match op {
+                    ContactOp::Add => {
+                        if let Some(e) = validate::contact_name(name.as_deref(), "--name") {
+                            return Err(Failure::Invalid(vec![e]));
+                        }
+                        Op::Apply(Change::AddContact {
+                            owner,
+                            contact,
+                            name,
+                            learned: false,
+                        })
+                    }
+                    ContactOp::Remove => {
+                        if name.is_some() {
+                            return Err(invalid("--name", "--name only goes with `contact add`"));
+                        }
+                        Op::Apply(Change::RemoveContact { owner, contact })
+                    }
+                }
+            }
+            PolicyCommand::Answer {
+                owner,
+                watcher,
+                action,
+            } => Op::Apply(Change::Answer {
+                owner: aor_arg(&owner, "OWNER")?,
+                watcher: aor_arg(&watcher, "WATCHER")?,
+                action: action.into(),
+            }),
+        })
+    }
+
+    fn run(self, target: &Target) -> Result<(), Failure> {
+        match self {
+            Op::Import(doc) => {
+                let n = doc.users.len();
+                target.import(doc)?;
+                out(&format!("imported {n} users"))?;
+            }
+            Op::Export(file) => {
+                let text = target.export()?.to_json_pretty();
+                match file {
+                    Some(f) => std::fs::write(&f, text + "\n")
+                        .with_context(|| format!("cannot write {}", f.display()))?,
+                    None => out(&text)?,
+                }
+            }
+            Op::Explain {
+                owner,
+                watcher,
+                json,
+            } => {
+                let (decision, rule) = target.explain(&owner, &watcher)?;
+                if json {
+                    out(&serde_json::json!({ "decision": decision, "rule": rule }).to_string())?;
+                } else {
+                    out(&format!("{decision} ({rule}): {watcher} watching {owner}"))?;
+                }
+            }
+            Op::Apply(change) => target.apply(change)?,
+        }
+        Ok(())
+    }
+}
+
+/// One line to stdout. A closed pipe (`| head`) is not a failure; a full disk is.
+fn out(line: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::Store(
+            anyhow::Error::new(e).context("cannot write to stdout"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The store itself, or the running proxy that holds it.
+enum Target {
+    Local(SledStore),
+    Remote(Admin),
+}
+
+impl Target {
+    fn open(data: &Path) -> Result<Target, Failure> {
+        match SledStore::open(data) {
+            Ok(s) => Ok(Target::Local(s)),
+            Err(StoreError::Locked(_)) => Ok(Target::Remote(Admin::discover(data)?)),
+            Err(e) => Err(Failure::Store(anyhow::Error::new(e))),
+        }
+    }
+
+    fn apply(&self, change: Change) -> Result<(), Failure> {
+        match self {
+            Target::Local(s) => s.apply(change).map_err(store_failure),
+            Target::Remote(a) => a.changes(vec![change]),
+        }
+    }
+
+    fn import(&self, doc: PolicyDocument) -> Result<(), Failure> {
+        match self {
+            Target::Local(s) => s.import(doc).map_err(store_failure),
+            Target::Remote(a) => a.put_policy(&doc),
+        }
+    }
+
+    fn export(&self) -> Result<PolicyDocument, Failure> {
+        match self {
+            Target::Local(s) => Ok(s.export()),
+            Target::Remote(a) => a.get_policy(),
+        }
+    }
+
+    fn explain(&self, owner: &Aor, watcher: &Aor) -> Result<(String, String), Failure> {
+        match self {
+            Target::Local(s) => {
+                let v = s.decide(owner, watcher);
+                Ok((v.decision.as_str().to_string(), v.rule.as_str().to_string()))
+            }
+            Target::Remote(a) => a.explain(owner, watcher),
+        }
+    }
+}
+
+fn store_failure(e: StoreError) -> Failure {
+    match e {
+        StoreError::Invalid(errors) => Failure::Invalid(errors),
+        other => Failure::Store(anyhow::Error::new(other)),
+    }
+}
+
+/// What a running proxy writes to `<data>/proxy.json` once its HTTP side listens.
+#[derive(Debug, serde::Deserialize)]
+struct ProxyFile {
+    #[allow(dead_code)]
+    pid: Option<u32>,
+    http: String,
+    admin_token: String,
+}
+
+/// The running proxy's admin API.
+struct Admin {
+    base: String,
+    token: String,
+    client: reqwest::blocking::Client,
+}
+
+impl Admin {
+    fn discover(data: &Path) -> Result<Admin, Failure> {
+        let file = data.join("proxy.json");
+        let text = std::fs::read_to_string(&file).map_err(|_| {
+            anyhow::anyhow!(
+                "the data directory {} is in use by another process, and {} is missing: \
+                 is a proxy running there? Stop it, or start it with its HTTP side",
+                data.display(),
+                file.display()
+            )
+        })?;
+        let info: ProxyFile = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a proxy.json file", file.display()))?;
+        let client = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .context("cannot build an HTTP client")?;
+        let base = if info.http.starts_with("http://") || info.http.starts_with("https://") {
+            info.http.trim_end_matches('/').to_string()
+        } else {
+            format!("http://{}", info.http)
+        };
+        Ok(Admin {
+            base,
+            token: info.admin_token,
+            client,
+        })
+    }
+
+    fn send(
+        &self,
+        req: reqwest::blocking::RequestBuilder,
+    ) -> Result<reqwest::blocking::Response, Failure> {
+        let resp = req.bearer_auth(&self.token).send().map_err(|e| {
+            anyhow::anyhow!(
+                "the data directory is locked (a proxy holds it) and no proxy answers at {}: {e}",
+                self.base
+            )
+        })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body: serde_json::Value = resp.json().unwrap_or(serde_json::Value::Null);
+        if status.as_u16() == 422 || status.as_u16() == 400 {
+            let mut errors: Vec<ValidationError> = body
+                .get("errors")
+                .and_then(|e| serde_json::from_value::<Vec<RemoteError>>(e.clone()).ok())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| ValidationError::new(e.path, e.message))
+                .collect();
+            if errors.is_empty() {
+                let field = body
+                    .get("field")
+                    .and_then(|f| f.as_str())
+                    .unwrap_or("request");
+                let msg = body
+                    .get("error")
+                    .and_then(|f| f.as_str())
+                    .unwrap_or("refused by the proxy");
+                errors.push(ValidationError::new(field, msg));
+            }
+            return Err(Failure::Invalid(errors));
+        }
+        let msg = body
+            .get("error")
+            .and_then(|f| f.as_str())
+            .unwrap_or("")
+            .to_string();
+        Err(Failure::Store(anyhow::anyhow!(
+            "the proxy at {} answered {status}: {msg}",
+            self.base
+        )))
+    }
+
+    fn changes(&self, changes: Vec<Change>) -> Result<(), Failure> {
+        self.send(
+            self.client
+                .post(format!("{}/api/v1/admin/changes", self.base))
+                .json(&changes),
+        )?;
+        Ok(())
+    }
+
+    fn put_policy(&self, doc: &PolicyDocument) -> Result<(), Failure> {
+        self.send(
+            self.client
+                .put(format!("{}/api/v1/admin/policy", self.base))
+                .json(doc),
+        )?;
+        Ok(())
+    }
+
+    fn get_policy(&self) -> Result<PolicyDocument, Failure> {
+        let resp = self.send(
+            self.client
+                .get(format!("{}/api/v1/admin/policy", self.base)),
+        )?;
+        Ok(resp
+            .json()
+            .context("the proxy sent a policy document this build cannot read")?)
+    }
+
+    fn explain(&self, owner: &Aor, watcher: &Aor) -> Result<(String, String), Failure> {
+        let resp = self.send(
+            self.client
+                .get(format!("{}/api/v1/admin/explain", self.base))
+                .query(&[("owner", owner.as_str()), ("watcher", watcher.as_str())]),
+        )?;
+        let v: RemoteVerdict = resp
+            .json()
+            .context("the proxy sent an explain answer this build cannot read")?;
+        Ok((v.decision, v.rule))
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RemoteError {
+    path: String,
+    message: String,
+}
+
+#[derive(serde::Deserialize)]
+struct RemoteVerdict {
+    decision: String,
+    rule: String,
 }

@@ -5,10 +5,17 @@
 //! and pending answers) expresses what it wants as a [`Change`], so validation and
 //! durability have one path.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::aor::{Aor, Domain};
-use super::model::{Action, DefaultExternal, DefaultInternal, Org, UserPolicy};
+use super::model::{
+    Action, Contact, DefaultExternal, DefaultInternal, DomainException, Org, UserException,
+    UserPolicy,
+};
+use super::validate;
+use super::PolicyDocument;
 
 /// One acknowledged-or-refused change to the policy set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,7 +118,273 @@ impl Change {
     }
 }
 
-// Validation and application (`Change::apply_to`, org and user validation,
-// whole-document validation with JSON paths) are the privacy-model issue's work.
-#[allow(dead_code)]
-fn _uses(_: &Org, _: &UserPolicy) {}
+/// The policy set a change applies to: the org settings and the users it touches
+/// (the store builds one holding just those; a document holds every user).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PolicySet {
+    pub org: Org,
+    pub users: BTreeMap<Aor, UserPolicy>,
+}
+
+impl PolicySet {
+    /// The set a document describes (validate the document first).
+    pub fn from_document(doc: PolicyDocument) -> Self {
+        let users = doc.users.into_iter().map(|u| (u.aor.clone(), u)).collect();
+        PolicySet {
+            org: doc.org,
+            users,
+        }
+    }
+
+    /// The document form, users sorted by AoR.
+    pub fn to_document(&self) -> PolicyDocument {
+        PolicyDocument {
+            version: PolicyDocument::VERSION,
+            org: self.org.clone(),
+            users: self.users.values().cloned().collect(),
+        }
+    }
+}
+
+fn one(path: &str, message: impl Into<String>) -> Vec<ValidationError> {
+    vec![ValidationError::new(path, message)]
+}
+
+fn check(errors: impl IntoIterator<Item = ValidationError>) -> Result<(), Vec<ValidationError>> {
+    let errors: Vec<_> = errors.into_iter().collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+impl Change {
+    /// Validates this change against `set` and applies it. On error `set` is
+    /// unchanged and every problem is returned, its `path` naming the field of the
+    /// change (`watcher`, `contact`, `seconds`, ... or `user.contacts[2].aor`).
+    ///
+    /// A change to an owner who has no policy yet starts from the product defaults
+    /// ([`UserPolicy::new`]); removals of things that are not there are errors, so
+    /// a typo does not pass silently.
+    pub fn apply_to(&self, set: &mut PolicySet) -> Result<(), Vec<ValidationError>> {
+        let org = &set.org;
+        let current = |owner: &Aor| {
+            set.users
+                .get(owner)
+                .cloned()
+                .unwrap_or_else(|| UserPolicy::new(owner.clone()))
+        };
+        let existing = |owner: &Aor| {
+            set.users
+                .get(owner)
+                .cloned()
+                .ok_or_else(|| one("owner", format!("{owner} has no privacy policy here")))
+        };
+        let updated: UserPolicy = match self {
+            Change::SetOrg { org } => {
+                check(validate::validate_org(org, "org"))?;
+                check(validate::classes_in_use(org, set.users.values()))?;
+                set.org = org.clone();
+                return Ok(());
+            }
+            Change::PutUser { user } => {
+                check(validate::validate_user(org, user, "user"))?;
+                user.clone()
+            }
+            Change::RemoveUser { aor } => {
+                if set.users.remove(aor).is_none() {
+                    return Err(one("aor", format!("no such user {aor}")));
+                }
+                return Ok(());
+            }
+            Change::SetDefaults {
+                owner,
+                internal,
+                external,
+            } => {
+                if internal.is_none() && external.is_none() {
+                    return Err(one(
+                        "internal",
+                        "nothing to change: give internal or external",
+                    ));
+                }
+                let mut u = current(owner);
+                if let Some(i) = internal {
+                    u.default_internal = *i;
+                }
+                if let Some(e) = external {
+                    u.default_external = *e;
+                }
+                u
+            }
+            Change::AddUserException {
+                owner,
+                watcher,
+                action,
+            } => {
+                if *action == Action::Allow {
+                    check(validate::user_not_admin_blocked(org, watcher, "watcher"))?;
+                }
+                let mut u = current(owner);
+                match u.exceptions.users.iter_mut().find(|e| &e.aor == watcher) {
+                    Some(e) if e.action == *action => {
+                        return Err(one(
+                            "watcher",
+                            format!(
+                                "duplicate: {watcher} is already on the {} list",
+                                action_list(*action)
+                            ),
+                        ))
+                    }
+                    Some(e) => e.action = *action,
+                    None => u.exceptions.users.push(UserException {
+                        aor: watcher.clone(),
+                        action: *action,
+                    }),
+                }
+                u
+            }
+            Change::RemoveUserException { owner, watcher } => {
+                let mut u = existing(owner)?;
+                let before = u.exceptions.users.len();
+                u.exceptions.users.retain(|e| &e.aor != watcher);
+                if u.exceptions.users.len() == before {
+                    return Err(one(
+                        "watcher",
+                        format!("{owner} has no exception for {watcher}"),
+                    ));
+                }
+                u
+            }
+            Change::AddDomainException {
+                owner,
+                domain,
+                action,
+            } => {
+                if *action == Action::Allow {
+                    check(validate::domain_not_admin_blocked(
+                        org,
+                        domain.as_str(),
+                        "domain",
+                    ))?;
+                }
+                let mut u = current(owner);
+                match u
+                    .exceptions
+                    .domains
+                    .iter_mut()
+                    .find(|e| &e.domain == domain)
+                {
+                    Some(e) if e.action == *action => {
+                        return Err(one(
+                            "domain",
+                            format!(
+                                "duplicate: domain {domain} is already on the {} list",
+                                action_list(*action)
+                            ),
+                        ))
+                    }
+                    Some(e) => e.action = *action,
+                    None => u.exceptions.domains.push(DomainException {
+                        domain: domain.clone(),
+                        action: *action,
+                    }),
+                }
+                u
+            }
+            Change::RemoveDomainException { owner, domain } => {
+                let mut u = existing(owner)?;
+                let before = u.exceptions.domains.len();
+                u.exceptions.domains.retain(|e| &e.domain != domain);
+                if u.exceptions.domains.len() == before {
+                    return Err(one(
+                        "domain",
+                        format!("{owner} has no exception for domain {domain}"),
+                    ));
+                }
+                u
+            }
+            Change::AddContact {
+                owner,
+                contact,
+                name,
+                learned,
+            } => {
+                let mut u = current(owner);
+                if u.has_contact(contact) {
+                    if *learned {
+                        // Learned again from another SUBSCRIBE: already known, nothing to do.
+                        return Ok(());
+                    }
+                    return Err(one(
+                        "contact",
+                        format!("duplicate: {contact} is already a contact of {owner}"),
+                    ));
+                }
+                check(
+                    validate::user_not_admin_blocked(org, contact, "contact")
+                        .into_iter()
+                        .chain(validate::contact_name(name.as_deref(), "name"))
+                        .chain(validate::contact_limit(
+                            org,
+                            &u.class,
+                            u.contacts.len() + 1,
+                            "contact",
+                        )),
+                )?;
+                u.contacts.push(Contact {
+                    aor: contact.clone(),
+                    name: name.clone(),
+                    learned: *learned,
+                });
+                u
+            }
+            Change::RemoveContact { owner, contact } => {
+                let mut u = existing(owner)?;
+                let before = u.contacts.len();
+                u.contacts.retain(|c| &c.aor != contact);
+                if u.contacts.len() == before {
+                    return Err(one(
+                        "contact",
+                        format!("{contact} is not a contact of {owner}"),
+                    ));
+                }
+                u
+            }
+            Change::SetRefreshInterval { owner, seconds } => {
+                check(validate::refresh_interval(*seconds, "seconds"))?;
+                let mut u = current(owner);
+                u.refresh_interval_s = *seconds;
+                u
+            }
+            Change::Answer {
+                owner,
+                watcher,
+                action,
+            } => {
+                if *action == Action::Allow {
+                    check(validate::user_not_admin_blocked(org, watcher, "watcher"))?;
+                }
+                let mut u = current(owner);
+                match u.exceptions.users.iter_mut().find(|e| &e.aor == watcher) {
+                    Some(e) => e.action = *action,
+                    None => u.exceptions.users.push(UserException {
+                        aor: watcher.clone(),
+                        action: *action,
+                    }),
+                }
+                u
+            }
+        };
+        set.users.insert(updated.aor.clone(), updated);
+        Ok(())
+    }
+}
+
+fn action_list(a: Action) -> &'static str {
+    match a {
+        Action::Allow => "allowed",
+        Action::Block => "blocked",
+    }
+}

@@ -10,12 +10,14 @@ mod change;
 mod decide;
 mod document;
 mod model;
+pub mod validate;
 
 pub use aor::{Aor, AorError, Domain};
-pub use change::{Change, ValidationError};
+pub use change::{Change, PolicySet, ValidationError};
 pub use decide::{decide, Decision, Rule, Verdict};
 pub use document::PolicyDocument;
 pub use model::{
-    Action, ClassOfService, Contact, DefaultExternal, DefaultInternal, DomainException, Org,
-    PendingHow, PendingRequest, PendingState, PendingView, UserException, UserPolicy,
+    Action, ClassOfService, Contact, DefaultExternal, DefaultInternal, DomainException, Exceptions,
+    Org, PendingHow, PendingRequest, PendingState, PendingView, UserException, UserPolicy,
+    REFRESH_RANGE,
 };

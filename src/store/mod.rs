@@ -6,6 +6,13 @@
 
 use std::sync::Arc;
 
+mod cache;
+mod codec;
+mod sled;
+
+pub use self::sled::SledStore;
+pub use codec::SCHEMA_VERSION;
+
 use crate::policy::{
     decide, Aor, Change, Org, PendingHow, PendingRequest, PolicyDocument, UserPolicy,
     ValidationError, Verdict,
