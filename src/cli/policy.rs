@@ -81,6 +81,10 @@ pub enum PolicyCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Apply changes given as JSON lines (stdin without FILE or with `-`): each line
+    /// one change or an array of changes applied all-or-nothing, in the admin API's
+    /// form (`{"op":"add_contact",...}`). Prints `applied N` once line N is durable.
+    Apply { file: Option<PathBuf> },
     /// The owner's answer to a pending request (stored as a user exception).
     Answer {
         owner: String,
@@ -199,6 +203,7 @@ enum Op {
         json: bool,
     },
     Apply(Change),
+    ApplyLines(Option<PathBuf>),
 }
 
 fn aor_arg(s: &str, name: &str) -> Result<Aor, Failure> {
@@ -338,6 +343,7 @@ impl Op {
                     }
                 }
             }
+            PolicyCommand::Apply { file } => Op::ApplyLines(file.filter(|f| f.as_os_str() != "-")),
             PolicyCommand::Answer {
                 owner,
                 watcher,
@@ -377,10 +383,48 @@ impl Op {
                     out(&format!("{decision} ({rule}): {watcher} watching {owner}"))?;
                 }
             }
-            Op::Apply(change) => target.apply(change)?,
+            Op::Apply(change) => target.apply(vec![change])?,
+            Op::ApplyLines(file) => apply_lines(target, file.as_deref())?,
         }
         Ok(())
     }
+}
+
+/// `policy apply`: one transaction per line, acknowledged on stdout as it lands.
+/// A bad line stops the run (exit 3) naming the line; the lines before it stay
+/// applied, as their acknowledgements said.
+fn apply_lines(target: &Target, file: Option<&Path>) -> Result<(), Failure> {
+    use std::io::BufRead;
+    let input: Box<dyn BufRead> = match file {
+        Some(f) => Box::new(std::io::BufReader::new(std::fs::File::open(f).map_err(
+            |e| invalid("FILE", format!("cannot read {}: {e}", f.display())),
+        )?)),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    for (i, line) in input.lines().enumerate() {
+        let n = i + 1;
+        let line = line.with_context(|| format!("cannot read line {n}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let changes = match serde_json::from_str::<Vec<Change>>(&line) {
+            Ok(list) => list,
+            Err(_) => match serde_json::from_str::<Change>(&line) {
+                Ok(one) => vec![one],
+                Err(e) => return Err(invalid(&format!("line {n}"), format!("not a change: {e}"))),
+            },
+        };
+        target.apply(changes).map_err(|f| match f {
+            Failure::Invalid(errs) => Failure::Invalid(
+                errs.into_iter()
+                    .map(|e| ValidationError::new(format!("line {n}: {}", e.path), e.message))
+                    .collect(),
+            ),
+            other => other,
+        })?;
+        out(&format!("applied {n}"))?;
+    }
+    Ok(())
 }
 
 /// One line to stdout. A closed pipe (`| head`) is not a failure; a full disk is.
@@ -409,10 +453,10 @@ impl Target {
         }
     }
 
-    fn apply(&self, change: Change) -> Result<(), Failure> {
+    fn apply(&self, changes: Vec<Change>) -> Result<(), Failure> {
         match self {
-            Target::Local(s) => s.apply(change).map_err(store_failure),
-            Target::Remote(a) => a.changes(vec![change]),
+            Target::Local(s) => s.apply_all(changes).map_err(store_failure),
+            Target::Remote(a) => a.changes(changes),
         }
     }
 

@@ -1,0 +1,280 @@
+//! Header names: the well-known headers the proxy reads or edits, their compact
+//! forms (RFC 3261 §7.3.3, RFC 3265 §7.2 `o`/`u`, RFC 3515 `r`, RFC 4028 `x`), and
+//! the top-level comma split of list-valued headers (RFC 3261 §7.3.1).
+
+/// The headers the wire layer knows by name. Classified once while parsing so
+/// lookups compare a byte, and so compact and long forms are the same header.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum HeaderKind {
+    Other,
+    Via,
+    From,
+    To,
+    CallId,
+    CSeq,
+    MaxForwards,
+    ContentLength,
+    ContentType,
+    ContentEncoding,
+    Contact,
+    Route,
+    RecordRoute,
+    Event,
+    AllowEvents,
+    Expires,
+    SubscriptionState,
+    PAssertedIdentity,
+    Supported,
+    Subject,
+    ReferTo,
+    ReferredBy,
+    SessionExpires,
+    Date,
+    Require,
+    ProxyRequire,
+    Authorization,
+    ProxyAuthorization,
+    WwwAuthenticate,
+    ProxyAuthenticate,
+    AcceptContact,
+    RejectContact,
+    RequestDisposition,
+    Identity,
+    IdentityInfo,
+}
+
+const LONG_NAMES: &[(&str, HeaderKind)] = &[
+    ("Via", HeaderKind::Via),
+    ("From", HeaderKind::From),
+    ("To", HeaderKind::To),
+    ("Call-ID", HeaderKind::CallId),
+    ("CSeq", HeaderKind::CSeq),
+    ("Max-Forwards", HeaderKind::MaxForwards),
+    ("Content-Length", HeaderKind::ContentLength),
+    ("Content-Type", HeaderKind::ContentType),
+    ("Content-Encoding", HeaderKind::ContentEncoding),
+    ("Contact", HeaderKind::Contact),
+    ("Route", HeaderKind::Route),
+    ("Record-Route", HeaderKind::RecordRoute),
+    ("Event", HeaderKind::Event),
+    ("Allow-Events", HeaderKind::AllowEvents),
+    ("Expires", HeaderKind::Expires),
+    ("Subscription-State", HeaderKind::SubscriptionState),
+    ("P-Asserted-Identity", HeaderKind::PAssertedIdentity),
+    ("Supported", HeaderKind::Supported),
+    ("Subject", HeaderKind::Subject),
+    ("Refer-To", HeaderKind::ReferTo),
+    ("Referred-By", HeaderKind::ReferredBy),
+    ("Session-Expires", HeaderKind::SessionExpires),
+    ("Date", HeaderKind::Date),
+    ("Require", HeaderKind::Require),
+    ("Proxy-Require", HeaderKind::ProxyRequire),
+    ("Authorization", HeaderKind::Authorization),
+    ("Proxy-Authorization", HeaderKind::ProxyAuthorization),
+    ("WWW-Authenticate", HeaderKind::WwwAuthenticate),
+    ("Proxy-Authenticate", HeaderKind::ProxyAuthenticate),
+    ("Accept-Contact", HeaderKind::AcceptContact),
+    ("Reject-Contact", HeaderKind::RejectContact),
+    ("Request-Disposition", HeaderKind::RequestDisposition),
+    ("Identity", HeaderKind::Identity),
+    ("Identity-Info", HeaderKind::IdentityInfo),
+];
+
+impl HeaderKind {
+    /// Classifies a header name, case-insensitively (RFC 3261 §7.3.1), compact
+    /// forms included.
+    pub fn classify(name: &[u8]) -> HeaderKind {
+        if name.len() == 1 {
+            return match name[0].to_ascii_lowercase() {
+                b'i' => HeaderKind::CallId,
+                b'f' => HeaderKind::From,
+                b't' => HeaderKind::To,
+                b'v' => HeaderKind::Via,
+                b'm' => HeaderKind::Contact,
+                b'l' => HeaderKind::ContentLength,
+                b'c' => HeaderKind::ContentType,
+                b'e' => HeaderKind::ContentEncoding,
+                b'k' => HeaderKind::Supported,
+                b's' => HeaderKind::Subject,
+                b'o' => HeaderKind::Event,
+                b'u' => HeaderKind::AllowEvents,
+                b'r' => HeaderKind::ReferTo,
+                b'b' => HeaderKind::ReferredBy,
+                b'x' => HeaderKind::SessionExpires,
+                b'a' => HeaderKind::AcceptContact,
+                b'j' => HeaderKind::RejectContact,
+                b'd' => HeaderKind::RequestDisposition,
+                b'y' => HeaderKind::Identity,
+                b'n' => HeaderKind::IdentityInfo,
+                _ => HeaderKind::Other,
+            };
+        }
+        for &(long, kind) in LONG_NAMES {
+            if long.len() == name.len() && long.as_bytes().eq_ignore_ascii_case(name) {
+                return kind;
+            }
+        }
+        HeaderKind::Other
+    }
+
+    /// The long name as RFC 3261 spells it; `None` for [`HeaderKind::Other`].
+    pub fn long_name(self) -> Option<&'static str> {
+        LONG_NAMES
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map(|(name, _)| *name)
+    }
+
+    /// Whether several values may share one line separated by commas (RFC 3261
+    /// §7.3.1). Headers whose grammar has a free comma (Date, the auth headers,
+    /// Subject, name-addrs of From/To) are never split.
+    pub fn is_list(self) -> bool {
+        !matches!(
+            self,
+            HeaderKind::From
+                | HeaderKind::To
+                | HeaderKind::CallId
+                | HeaderKind::CSeq
+                | HeaderKind::MaxForwards
+                | HeaderKind::ContentLength
+                | HeaderKind::ContentType
+                | HeaderKind::Expires
+                | HeaderKind::SubscriptionState
+                | HeaderKind::Subject
+                | HeaderKind::Date
+                | HeaderKind::Authorization
+                | HeaderKind::ProxyAuthorization
+                | HeaderKind::WwwAuthenticate
+                | HeaderKind::ProxyAuthenticate
+                | HeaderKind::ReferTo
+                | HeaderKind::ReferredBy
+                | HeaderKind::SessionExpires
+                | HeaderKind::Identity
+                | HeaderKind::IdentityInfo
+        )
+    }
+}
+
+/// Linear white space as the parser sees it inside a header value: folding has
+/// left CR and LF inside the span, and they count as a space (RFC 3261 §7.3.1).
+#[inline]
+pub(crate) fn is_lws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Trims LWS (folding included) from both ends.
+pub(crate) fn trim_lws(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if is_lws(*first) {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = s {
+        if is_lws(*last) {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+/// Offsets `(start, end)` of each top-level comma-separated element of `value`,
+/// trimmed; commas inside a quoted string or `<...>` do not split. Empty elements
+/// (`a,,b`) are reported as empty ranges so validators can refuse them.
+pub(crate) fn split_commas(value: &[u8]) -> CommaSplit<'_> {
+    CommaSplit {
+        value,
+        pos: 0,
+        done: false,
+    }
+}
+
+pub(crate) struct CommaSplit<'a> {
+    value: &'a [u8],
+    pos: usize,
+    done: bool,
+}
+
+impl Iterator for CommaSplit<'_> {
+    type Item = (usize, usize);
+
+    fn next(&mut self) -> Option<(usize, usize)> {
+        if self.done {
+            return None;
+        }
+        let v = self.value;
+        let start = self.pos;
+        let mut i = start;
+        let mut in_quote = false;
+        let mut in_angle = false;
+        while i < v.len() {
+            let b = v[i];
+            if in_quote {
+                if b == b'\\' {
+                    i += 1;
+                } else if b == b'"' {
+                    in_quote = false;
+                }
+            } else if in_angle {
+                if b == b'>' {
+                    in_angle = false;
+                }
+            } else if b == b'"' {
+                in_quote = true;
+            } else if b == b'<' {
+                in_angle = true;
+            } else if b == b',' {
+                break;
+            }
+            i += 1;
+        }
+        let end = i.min(v.len());
+        if end >= v.len() {
+            self.done = true;
+        } else {
+            self.pos = end + 1;
+        }
+        let (mut s, mut e) = (start, end);
+        while s < e && is_lws(v[s]) {
+            s += 1;
+        }
+        while e > s && is_lws(v[e - 1]) {
+            e -= 1;
+        }
+        Some((s, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_and_long_forms_are_the_same_header() {
+        assert_eq!(HeaderKind::classify(b"v"), HeaderKind::Via);
+        assert_eq!(HeaderKind::classify(b"VIA"), HeaderKind::Via);
+        assert_eq!(HeaderKind::classify(b"call-id"), HeaderKind::CallId);
+        assert_eq!(HeaderKind::classify(b"I"), HeaderKind::CallId);
+        assert_eq!(HeaderKind::classify(b"o"), HeaderKind::Event);
+        assert_eq!(HeaderKind::classify(b"X-Foo"), HeaderKind::Other);
+        assert_eq!(HeaderKind::CallId.long_name(), Some("Call-ID"));
+    }
+
+    #[test]
+    fn comma_split_respects_quotes_and_angles() {
+        let v = br#""a, b" <sip:x@y;p=1,2>, <sip:z>,,last "#;
+        let parts: Vec<&[u8]> = split_commas(v).map(|(s, e)| &v[s..e]).collect();
+        assert_eq!(
+            parts,
+            vec![
+                &br#""a, b" <sip:x@y;p=1,2>"#[..],
+                &b"<sip:z>"[..],
+                &b""[..],
+                &b"last"[..]
+            ]
+        );
+    }
+}

@@ -1,0 +1,616 @@
+//! The parser: `nom` over the bytes of one whole message (a UDP datagram or one
+//! framed TCP message), producing spans only.
+//!
+//! Two passes: [`scan`] finds the start line, the header lines (folding joined,
+//! RFC 3261 §7.3.1) and the body (Content-Length, §18.3); [`validate`] then checks
+//! what a proxy must be able to rely on before forwarding (§16.3 and the RFC 4475
+//! §3.1.2 cases). The lenient scan used for addressing a 400 skips the second pass
+//! and tolerates broken lines.
+
+use bytes::Bytes;
+use nom::bytes::complete::{tag_no_case, take_till, take_while, take_while1, take_while_m_n};
+use nom::character::complete::char;
+use nom::combinator::{all_consuming, rest};
+use nom::sequence::tuple;
+use nom::IResult;
+
+use super::error::ParseError;
+use super::header::{split_commas, trim_lws, HeaderKind};
+use super::message::{Header, Message, StartLine, MAX_HEADERS_CAPACITY};
+use super::method::Method;
+use super::uri::Uri;
+use super::values::{is_token, parse_cseq, parse_u32, NameAddr, Via};
+use super::Limits;
+
+/// Parses one whole message and checks it is fit to forward.
+pub fn parse(data: Bytes, limits: &Limits) -> Result<Message, ParseError> {
+    let msg = scan(data, limits, true)?;
+    validate(&msg)?;
+    Ok(msg)
+}
+
+/// Best-effort scan of a message that failed [`parse`], so a 400 can still copy
+/// Via/From/To/Call-ID/CSeq: header lines that do not parse are skipped.
+pub(crate) fn scan_lenient(data: &[u8]) -> Option<Message> {
+    let limits = Limits {
+        max_message: usize::MAX,
+        max_headers: MAX_HEADERS_CAPACITY,
+        max_line: usize::MAX,
+    };
+    scan(Bytes::copy_from_slice(data), &limits, false).ok()
+}
+
+type Res<'a, T> = IResult<&'a [u8], T>;
+
+fn sp(i: &[u8]) -> Res<'_, char> {
+    char(' ')(i)
+}
+
+fn not_space(i: &[u8]) -> Res<'_, &[u8]> {
+    take_while1(|b| b != b' ' && b != b'\t')(i)
+}
+
+/// `Request-Line = Method SP Request-URI SP SIP-Version` — exactly one SP between
+/// elements (RFC 4475 §3.1.2.9, §3.1.2.10).
+fn request_line(i: &[u8]) -> Res<'_, (&[u8], &[u8], &[u8])> {
+    let (i, (method, _, uri, _, version)) =
+        all_consuming(tuple((take_while1(is_token), sp, not_space, sp, not_space)))(i)?;
+    Ok((i, (method, uri, version)))
+}
+
+/// `Status-Line = SIP-Version SP Status-Code SP Reason-Phrase`; the reason may be
+/// empty (RFC 4475 §3.1.1.13) and is any UTF-8 text (§3.1.1.12).
+fn status_line(i: &[u8]) -> Res<'_, (&[u8], &[u8], &[u8])> {
+    let (i, (version, _, code)) =
+        tuple((not_space, sp, take_while1(|b: u8| b.is_ascii_digit())))(i)?;
+    let (i, reason) = if i.is_empty() {
+        (i, i)
+    } else {
+        let (i, _) = sp(i)?;
+        rest(i)?
+    };
+    Ok((i, (version, code, reason)))
+}
+
+fn is_sip_version(v: &[u8]) -> bool {
+    fn version(i: &[u8]) -> Res<'_, &[u8]> {
+        all_consuming(tag_no_case("SIP/2.0"))(i)
+    }
+    version(v).is_ok()
+}
+
+/// `field-name HCOLON`: a token, optional WSP, a colon (RFC 4475 §3.1.1.1 puts
+/// white space before the colon).
+fn header_name(i: &[u8]) -> Res<'_, &[u8]> {
+    let (i, name) = take_while1(is_token)(i)?;
+    let (i, _) = take_while(|b| b == b' ' || b == b'\t')(i)?;
+    let (i, _) = char(':')(i)?;
+    Ok((i, name))
+}
+
+/// Looks like a Status-Line: starts with `SIP/` followed by a digit.
+fn is_status_line(line: &[u8]) -> bool {
+    fn prefix(i: &[u8]) -> Res<'_, &[u8]> {
+        let (i, _) = tag_no_case("SIP/")(i)?;
+        take_while_m_n(1, 1, |b: u8| b.is_ascii_digit())(i)
+    }
+    prefix(line).is_ok()
+}
+
+/// Index of the next `\n` at or after `from`.
+fn find_lf(data: &[u8], from: usize) -> Option<usize> {
+    fn till_lf(i: &[u8]) -> Res<'_, &[u8]> {
+        take_till(|b| b == b'\n')(i)
+    }
+    let (rest, before) = till_lf(&data[from..]).ok()?;
+    (!rest.is_empty()).then_some(from + before.len())
+}
+
+fn to_u32(n: usize) -> u32 {
+    // Messages are bounded by Limits::max_message; a lenient scan of a >4 GiB
+    // buffer would be refused earlier by every driver. Saturate rather than wrap.
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn scan(data: Bytes, limits: &Limits, strict: bool) -> Result<Message, ParseError> {
+    if data.len() > limits.max_message {
+        return Err(ParseError::MessageTooLarge {
+            size: data.len(),
+            limit: limits.max_message,
+        });
+    }
+    if u32::try_from(data.len()).is_err() {
+        return Err(ParseError::MessageTooLarge {
+            size: data.len(),
+            limit: u32::MAX as usize,
+        });
+    }
+    // RFC 3261 §7.5: CRLFs before the start line are ignored.
+    let lead = data
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    let data = data.slice(lead..);
+    if data.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    let max_headers = limits.max_headers.min(MAX_HEADERS_CAPACITY);
+    let d: &[u8] = &data;
+
+    let (line_end, next) = match find_lf(d, 0) {
+        Some(lf) => (lf, lf + 1),
+        None if strict => return Err(ParseError::MissingEmptyLine),
+        None => (d.len(), d.len()),
+    };
+    let lf_only = line_end == 0 || d[line_end - 1] != b'\r';
+    let content_end = if lf_only { line_end } else { line_end - 1 };
+    if content_end > limits.max_line {
+        return Err(ParseError::LineTooLong {
+            limit: limits.max_line,
+        });
+    }
+    let line = &d[..content_end];
+    let start = if is_status_line(line) {
+        let (_, (version, code, reason)) =
+            status_line(line).map_err(|_| ParseError::BadStatusLine)?;
+        if !is_sip_version(version) {
+            return Err(ParseError::BadVersion);
+        }
+        let status = match parse_u32(code) {
+            Some(n) if code.len() == 3 && (100..=699).contains(&n) => n as u16,
+            _ => return Err(ParseError::BadStatusCode),
+        };
+        let reason_start = content_end - reason.len();
+        StartLine::Response {
+            status,
+            reason_start: to_u32(reason_start),
+            reason_end: to_u32(content_end),
+        }
+    } else {
+        match request_line(line) {
+            Ok((_, (method, uri, version))) => {
+                if strict && !is_sip_version(version) {
+                    return Err(ParseError::BadVersion);
+                }
+                let uri_start = method.len() + 1;
+                StartLine::Request {
+                    method: Method::from_bytes(method),
+                    method_end: to_u32(method.len()),
+                    uri_start: to_u32(uri_start),
+                    uri_end: to_u32(uri_start + uri.len()),
+                }
+            }
+            Err(_) if strict => return Err(ParseError::BadRequestLine),
+            Err(_) => {
+                // Lenient: still a request if it starts with a token, so a 400 can
+                // be addressed from its headers.
+                let method_len = line.iter().take_while(|&&b| is_token(b)).count();
+                if method_len == 0 {
+                    return Err(ParseError::BadRequestLine);
+                }
+                StartLine::Request {
+                    method: Method::from_bytes(&line[..method_len]),
+                    method_end: to_u32(method_len),
+                    uri_start: to_u32(method_len),
+                    uri_end: to_u32(method_len),
+                }
+            }
+        }
+    };
+
+    let mut headers = [Header::EMPTY; MAX_HEADERS_CAPACITY];
+    let mut count = 0usize;
+    // Whether the last header line was kept (a continuation of a skipped line in
+    // lenient mode is skipped too).
+    let mut last_kept = false;
+    let mut blank_missing = false;
+    let mut pos = next;
+    let (headers_end, body_start) = loop {
+        if pos >= d.len() {
+            // The datagram ends right after a complete header line: the empty line
+            // is missing (RFC 4475 §3.1.2.15 as published), but where the headers end
+            // is unambiguous, so take it as an empty body; the editor restores the
+            // empty line when it forwards.
+            blank_missing = true;
+            break (d.len(), d.len());
+        }
+        let (lf, next) = match find_lf(d, pos) {
+            Some(lf) => (lf, lf + 1),
+            None if strict => return Err(ParseError::MissingEmptyLine),
+            None => (d.len(), d.len()),
+        };
+        let end = if lf > pos && d[lf - 1] == b'\r' {
+            lf - 1
+        } else {
+            lf
+        };
+        if end == pos {
+            break (pos, next);
+        }
+        if end - pos > limits.max_line {
+            return Err(ParseError::LineTooLong {
+                limit: limits.max_line,
+            });
+        }
+        let line = &d[pos..end];
+        if line[0] == b' ' || line[0] == b'\t' {
+            // Folding: this line continues the previous header's value.
+            if count == 0 || !last_kept {
+                if strict {
+                    return Err(ParseError::BadHeaderLine);
+                }
+                pos = next;
+                continue;
+            }
+            let h = &mut headers[count - 1];
+            h.line_end = to_u32(next);
+            set_value(h, d, h.value_start as usize, end);
+            pos = next;
+            continue;
+        }
+        match header_name(line) {
+            Ok((after, name)) => {
+                if count >= max_headers {
+                    if strict {
+                        return Err(ParseError::TooManyHeaders { limit: max_headers });
+                    }
+                    last_kept = false;
+                    pos = next;
+                    continue;
+                }
+                let value_start = end - after.len();
+                let mut h = Header {
+                    line_start: to_u32(pos),
+                    name_end: to_u32(pos + name.len()),
+                    value_start: 0,
+                    value_end: 0,
+                    line_end: to_u32(next),
+                    kind: HeaderKind::classify(name),
+                };
+                set_value(&mut h, d, value_start, end);
+                headers[count] = h;
+                count += 1;
+                last_kept = true;
+            }
+            Err(_) if strict => return Err(ParseError::BadHeaderLine),
+            Err(_) => last_kept = false,
+        }
+        pos = next;
+    };
+
+    let mut body_end = d.len();
+    let mut cl_lines = headers[..count]
+        .iter()
+        .filter(|h| h.kind == HeaderKind::ContentLength);
+    if let Some(h) = cl_lines.next() {
+        let value = &d[h.value_start as usize..h.value_end as usize];
+        let more = cl_lines.next().is_some() || value.contains(&b',');
+        let len = parse_u32(value);
+        match (more, len) {
+            (false, Some(n)) if body_start + n as usize <= d.len() => {
+                body_end = body_start + n as usize
+            }
+            _ if !strict => {}
+            (true, _) => return Err(ParseError::DuplicateHeader("Content-Length")),
+            (false, None) => return Err(ParseError::BadContentLength),
+            (false, Some(_)) => return Err(ParseError::BodyTruncated),
+        }
+    }
+
+    Ok(Message {
+        raw: data.slice(..body_end),
+        start,
+        start_line_end: to_u32(next),
+        headers,
+        count: count as u16,
+        headers_end: to_u32(headers_end),
+        body_start: to_u32(body_start),
+        body_end: to_u32(body_end),
+        lf_only,
+        blank_missing,
+    })
+}
+
+/// Sets the value span to `[from, to)` trimmed of LWS (folding included).
+fn set_value(h: &mut Header, d: &[u8], from: usize, to: usize) {
+    let v = &d[from..to];
+    let t = trim_lws(v);
+    let lead = if t.is_empty() {
+        v.len()
+    } else {
+        (t.as_ptr() as usize) - (v.as_ptr() as usize)
+    };
+    h.value_start = to_u32(from + lead);
+    h.value_end = to_u32(from + lead + t.len());
+}
+
+const REQUIRED: [HeaderKind; 5] = [
+    HeaderKind::Via,
+    HeaderKind::From,
+    HeaderKind::To,
+    HeaderKind::CallId,
+    HeaderKind::CSeq,
+];
+
+const SINGLE: [HeaderKind; 7] = [
+    HeaderKind::From,
+    HeaderKind::To,
+    HeaderKind::CallId,
+    HeaderKind::CSeq,
+    HeaderKind::MaxForwards,
+    HeaderKind::ContentType,
+    HeaderKind::ContentLength,
+];
+
+fn name_of(kind: HeaderKind) -> &'static str {
+    kind.long_name().unwrap_or("header")
+}
+
+/// The checks a proxy needs before it may forward (RFC 3261 §16.3 "reasonable
+/// syntax check") and the RFC 4475 §3.1.2 / §3.3.8 refusals.
+fn validate(msg: &Message) -> Result<(), ParseError> {
+    for kind in REQUIRED {
+        if msg.lines_of_kind(kind).next().is_none() {
+            return Err(ParseError::MissingHeader(name_of(kind)));
+        }
+    }
+    // RFC 3261 §7.3.1: these may appear once; RFC 4475 §3.3.8.
+    for kind in SINGLE {
+        if msg.lines_of_kind(kind).nth(1).is_some() {
+            return Err(ParseError::DuplicateHeader(name_of(kind)));
+        }
+    }
+    if let Some(uri) = msg.request_uri() {
+        let u = Uri::parse(uri).map_err(|_| ParseError::BadRequestUri("not a URI"))?;
+        // RFC 3261 §19.1.1 (table): headers are not allowed in a Request-URI
+        // (RFC 4475 §3.1.2.11).
+        if u.is_sip() && !u.headers.is_empty() {
+            return Err(ParseError::BadRequestUri("headers in Request-URI"));
+        }
+    }
+    for kind in [HeaderKind::From, HeaderKind::To] {
+        if let Some(v) = msg.first_of_kind(kind) {
+            NameAddr::parse(v).ok_or(ParseError::BadHeader(name_of(kind)))?;
+        }
+    }
+    let call_id = msg.first_of_kind(HeaderKind::CallId).unwrap_or_default();
+    if call_id.is_empty() || call_id.iter().any(|&b| b <= b' ' || b == 0x7f) {
+        return Err(ParseError::BadHeader("Call-ID"));
+    }
+    let (_, cseq_method) = msg
+        .first_of_kind(HeaderKind::CSeq)
+        .and_then(parse_cseq)
+        .ok_or(ParseError::BadHeader("CSeq"))?;
+    if let Some(method) = msg.method_bytes() {
+        if method != cseq_method {
+            return Err(ParseError::CSeqMismatch);
+        }
+    }
+    for h in msg.lines_of_kind(HeaderKind::Via) {
+        let v = h.value(msg);
+        for (s, e) in split_commas(v) {
+            Via::parse(&v[s..e]).ok_or(ParseError::BadHeader("Via"))?;
+        }
+    }
+    if let Some(v) = msg.first_of_kind(HeaderKind::MaxForwards) {
+        // 1*DIGIT, 0-255 in practice (RFC 3261 §20.22; RFC 4475 §3.1.2.4).
+        match parse_u32(v) {
+            Some(n) if n <= 255 => {}
+            _ => return Err(ParseError::BadHeader("Max-Forwards")),
+        }
+    }
+    for kind in [
+        HeaderKind::Contact,
+        HeaderKind::Route,
+        HeaderKind::RecordRoute,
+    ] {
+        for h in msg.lines_of_kind(kind) {
+            let v = h.value(msg);
+            for (s, e) in split_commas(v) {
+                let elem = &v[s..e];
+                let ok = match kind {
+                    HeaderKind::Contact => elem == b"*" || NameAddr::parse(elem).is_some(),
+                    // Route and Record-Route take name-addr only (RFC 3261 §20.30, §20.34).
+                    _ => elem.contains(&b'<') && NameAddr::parse(elem).is_some(),
+                };
+                if !ok {
+                    return Err(ParseError::BadHeader(name_of(kind)));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUBSCRIBE: &[u8] = b"SUBSCRIBE sip:bob@example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport\r\n\
+Max-Forwards: 70\r\n\
+To: Bob <sip:bob@example.com>\r\n\
+From: Alice <sip:alice@example.com>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710@pc33.example.com\r\n\
+CSeq: 314159 SUBSCRIBE\r\n\
+Contact: <sip:alice@192.0.2.1:5060>\r\n\
+Event: presence\r\n\
+Expires: 3600\r\n\
+Content-Length: 0\r\n\r\n";
+
+    fn p(b: &[u8]) -> Result<Message, ParseError> {
+        parse(Bytes::copy_from_slice(b), &Limits::default())
+    }
+
+    #[test]
+    fn parses_a_subscribe() {
+        let m = p(SUBSCRIBE).unwrap();
+        assert!(m.is_request());
+        assert_eq!(m.method(), Some(Method::Subscribe));
+        assert_eq!(m.request_uri(), Some(&b"sip:bob@example.com"[..]));
+        assert_eq!(m.call_id(), Some(&b"a84b4c76e66710@pc33.example.com"[..]));
+        assert_eq!(m.cseq(), Some((314159, &b"SUBSCRIBE"[..])));
+        assert_eq!(m.from().unwrap().tag, Some(&b"1928301774"[..]));
+        assert_eq!(m.to().unwrap().uri, b"sip:bob@example.com");
+        let via = m.top_via().unwrap();
+        assert_eq!(via.branch, Some(&b"z9hG4bK776asdhds"[..]));
+        assert_eq!(via.rport, Some(None));
+        assert_eq!(m.max_forwards(), Some(70));
+        assert_eq!(m.event().unwrap().package, b"presence");
+        assert_eq!(m.expires(), Some(3600));
+        assert_eq!(m.contact_uri(), Some(&b"sip:alice@192.0.2.1:5060"[..]));
+        assert_eq!(m.body(), b"");
+    }
+
+    #[test]
+    fn compact_forms_folding_and_multi_values() {
+        let raw = b"NOTIFY sip:alice@192.0.2.1 SIP/2.0\r\n\
+v: SIP/2.0/UDP proxy.example.com;branch=z9hG4bK1, SIP/2.0/TCP 192.0.2.9;branch=z9hG4bK2\r\n\
+VIA: SIP/2.0/UDP [2001:db8::1]:5062;branch=z9hG4bK3\r\n\
+f: <sip:bob@example.com>;tag=a\r\n\
+t: <sip:alice@example.com>\r\n ;tag=b\r\n\
+i: n1@x\r\n\
+CSeq: 2 NOTIFY\r\n\
+o: presence;id=5\r\n\
+Subscription-State: active;expires=60\r\n\
+Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\n\
+route: <sip:p3.example.com;lr>\r\n\
+c: application/pidf+xml;charset=utf-8\r\n\
+l: 5\r\n\r\nhello";
+        let m = p(raw).unwrap();
+        let vias: Vec<_> = m.vias().map(|v| v.host).collect();
+        assert_eq!(
+            vias,
+            vec![&b"proxy.example.com"[..], b"192.0.2.9", b"[2001:db8::1]"]
+        );
+        assert_eq!(m.to().unwrap().tag, Some(&b"b"[..]));
+        assert_eq!(
+            m.header("To"),
+            Some(&b"<sip:alice@example.com>\r\n ;tag=b"[..])
+        );
+        assert_eq!(
+            m.header_unfolded("t").unwrap().as_ref(),
+            b"<sip:alice@example.com> ;tag=b"
+        );
+        assert_eq!(m.event().unwrap().id, Some(&b"5"[..]));
+        assert_eq!(m.subscription_state().unwrap().expires, Some(60));
+        let routes: Vec<_> = m.routes().collect();
+        assert_eq!(routes.len(), 3);
+        assert_eq!(routes[2], b"sip:p3.example.com;lr");
+        assert_eq!(m.content_type(), Some(&b"application/pidf+xml"[..]));
+        assert_eq!(
+            m.header("content-type"),
+            Some(&b"application/pidf+xml;charset=utf-8"[..])
+        );
+        assert_eq!(m.body(), b"hello");
+        assert_eq!(m.header_values("Via").count(), 3);
+    }
+
+    #[test]
+    fn responses_and_reason_phrases() {
+        let m = p(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 SUBSCRIBE\r\nContent-Length: 0\r\n\r\n").unwrap();
+        assert_eq!(m.status(), Some(200));
+        assert_eq!(m.reason_phrase(), Some(&b"OK"[..]));
+        assert!(!m.is_request());
+        assert_eq!(m.method(), None);
+    }
+
+    #[test]
+    fn lf_only_messages_parse() {
+        let raw = String::from_utf8(SUBSCRIBE.to_vec())
+            .unwrap()
+            .replace("\r\n", "\n");
+        let m = p(raw.as_bytes()).unwrap();
+        assert_eq!(m.call_id(), Some(&b"a84b4c76e66710@pc33.example.com"[..]));
+        assert!(m.lf_only);
+    }
+
+    #[test]
+    fn trailing_bytes_after_content_length_are_not_part_of_the_message() {
+        let mut raw = SUBSCRIBE.to_vec();
+        raw.extend_from_slice(b"garbage");
+        let m = p(&raw).unwrap();
+        assert_eq!(m.raw().len(), SUBSCRIBE.len());
+    }
+
+    #[test]
+    fn limits_are_distinct_errors() {
+        let small = Limits {
+            max_message: 100,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            parse(Bytes::from_static(SUBSCRIBE), &small),
+            Err(ParseError::MessageTooLarge { .. })
+        ));
+        let few = Limits {
+            max_headers: 3,
+            ..Limits::default()
+        };
+        assert_eq!(
+            parse(Bytes::from_static(SUBSCRIBE), &few).unwrap_err(),
+            ParseError::TooManyHeaders { limit: 3 }
+        );
+        let short = Limits {
+            max_line: 40,
+            ..Limits::default()
+        };
+        assert_eq!(
+            parse(Bytes::from_static(SUBSCRIBE), &short).unwrap_err(),
+            ParseError::LineTooLong { limit: 40 }
+        );
+    }
+
+    #[test]
+    fn malformed_inputs_are_refused_with_a_reason() {
+        let cases: &[(&[u8], ParseError)] = &[
+            (b"", ParseError::Empty),
+            (b"\r\n\r\n", ParseError::Empty),
+            (
+                b"INVITE  sip:a@b SIP/2.0\r\n\r\n",
+                ParseError::BadRequestLine,
+            ),
+            (b"INVITE sip:a@b SIP/7.0\r\n\r\n", ParseError::BadVersion),
+            (
+                b"SIP/2.0 4294967301 Huge\r\n\r\n",
+                ParseError::BadStatusCode,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nno colon here\r\n\r\n",
+                ParseError::BadHeaderLine,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h",
+                ParseError::MissingEmptyLine,
+            ),
+            (b"OPTIONS sip:a@b SIP/2.0", ParseError::MissingEmptyLine),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n",
+                ParseError::MissingHeader("From"),
+            ),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(
+                &p(raw).unwrap_err(),
+                want,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        let bad_cseq = String::from_utf8(SUBSCRIBE.to_vec())
+            .unwrap()
+            .replace("314159 SUBSCRIBE", "314159 INVITE");
+        assert_eq!(
+            p(bad_cseq.as_bytes()).unwrap_err(),
+            ParseError::CSeqMismatch
+        );
+        let bad_cl = String::from_utf8(SUBSCRIBE.to_vec())
+            .unwrap()
+            .replace("Length: 0", "Length: 10");
+        assert_eq!(p(bad_cl.as_bytes()).unwrap_err(), ParseError::BodyTruncated);
+        assert_eq!(
+            ParseError::BadHeader("Via").reason(),
+            "Bad Request - Malformed Via"
+        );
+    }
+}
