@@ -37,6 +37,15 @@ impl CseqShift {
         w
     }
 
+    /// The number a notifier NOTIFY with CSeq `n` was given when it was passed on
+    /// recently (its UDP retransmission must be passed on the same way).
+    pub fn forwarded_as(&self, n: u32) -> Option<u32> {
+        self.recent
+            .iter()
+            .find(|(nn, w)| *nn == n && *w != 0)
+            .map(|(_, w)| *w)
+    }
+
     /// Notes a notifier NOTIFY the proxy answered itself and did not pass on.
     pub fn swallowed(&mut self, n: u32) {
         self.last_notifier = self.last_notifier.max(n);

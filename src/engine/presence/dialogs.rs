@@ -23,7 +23,7 @@ use crate::engine::{ConnId, Transport};
 use crate::policy::Aor;
 
 /// Call-ID and the watcher's (subscriber's) tag.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DialogKey {
     pub call_id: Bytes,
     pub watcher_tag: Bytes,
