@@ -658,6 +658,7 @@ fn rlmi_bundle() -> Vec<u8> {
         "--50UBfW7LSCVLtggUPytvwPbsTd3pWb\r\n",
         "Content-Transfer-Encoding: base64\r\n",
         "Content-ID: <carol64@pres.example.com>\r\n",
+        "Content-Length: 64\r\n",
         "Content-Type: application/pidf+xml\r\n\r\n",
         "PHByZXNlbmNlIHhtbG5zPSJ1cm46aWV0ZjpwYXJhbXM6eG1sOm5zOnBpZGYiLz4=\r\n",
         "--50UBfW7LSCVLtggUPytvwPbsTd3pWb--\r\n",
@@ -735,6 +736,11 @@ fn rlmi_blocked_part_in_a_transfer_encoding_is_replaced_not_passed() {
     assert_eq!(parts[3].content_id(), Some("carol64@pres.example.com"));
     let (ct, carol) = part_body(RLMI_CT, &r.body, 3);
     assert_eq!(ct, "application/pidf+xml");
+    assert_eq!(
+        parts[3].header("Content-Length"),
+        Some(carol.len().to_string().as_str()),
+        "a part's Content-Length follows its new body"
+    );
     assert_offline_pidf(&carol, PIDF_NS, "sip:carol@example.com", &[], "carol");
 }
 
@@ -861,4 +867,150 @@ fn lf_only_rlmi_keeps_its_line_endings() {
         "bob lf",
     );
     assert!(pidf::is_rewritable(RLMI_CT.as_bytes()));
+}
+
+// ---------------------------------------------------------------------------
+// Mutated input: never a panic, and whatever is accepted comes out Offline.
+// ---------------------------------------------------------------------------
+
+mod mutated {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn corpus() -> Vec<(&'static [u8], Vec<u8>)> {
+        let mut out: Vec<(&'static [u8], Vec<u8>)> = Vec::new();
+        for (file, kind) in SHARED_XML {
+            let doc = std::fs::read(shared("xml").join(file)).unwrap();
+            let ct: &'static [u8] = match kind {
+                Kind::Xpidf => XPIDF_CONTENT_TYPE,
+                _ => PIDF_CONTENT_TYPE,
+            };
+            out.push((ct, doc));
+        }
+        out.push((RLMI_CT.as_bytes(), rlmi_bundle()));
+        out
+    }
+
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Flip(usize, u8),
+        Insert(usize, &'static str),
+        Truncate(usize),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Flip(i, b)),
+            (
+                any::<usize>(),
+                prop::sample::select(vec![
+                    "<",
+                    ">",
+                    "&",
+                    "\"",
+                    "'",
+                    "<tuple id='x'>",
+                    "</tuple>",
+                    "<!--",
+                    "]]>",
+                    "<![CDATA[",
+                    "&#0;",
+                    "&#xD800;",
+                    "xmlns:p='urn:ietf:params:xml:ns:pidf'",
+                    "\r\n--50UBfW7LSCVLtggUPytvwPbsTd3pWb\r\n",
+                    "\u{feff}",
+                    "\0",
+                ])
+            )
+                .prop_map(|(i, s)| Edit::Insert(i, s)),
+            any::<usize>().prop_map(Edit::Truncate),
+        ]
+    }
+
+    fn apply(doc: &mut Vec<u8>, e: &Edit) {
+        let at = |i: usize, len: usize| if len == 0 { 0 } else { i % (len + 1) };
+        match e {
+            Edit::Flip(i, b) if !doc.is_empty() => {
+                let n = doc.len();
+                doc[i % n] ^= b;
+            }
+            Edit::Flip(..) => {}
+            Edit::Insert(i, s) => {
+                let p = at(*i, doc.len());
+                doc.splice(p..p, s.bytes());
+            }
+            Edit::Truncate(i) => {
+                let p = at(*i, doc.len());
+                doc.truncate(p);
+            }
+        }
+    }
+
+    fn check_output(ct: &[u8], out: &pidf::Rewritten) {
+        if out.body.is_empty() {
+            return;
+        }
+        if ct == XPIDF_CONTENT_TYPE {
+            let f = facts(&out.body);
+            assert_offline_xpidf(
+                &out.body,
+                f.entity.as_deref().unwrap(),
+                &f.ids,
+                "mutated xpidf",
+            );
+        } else if ct == PIDF_CONTENT_TYPE {
+            let f = facts(&out.body);
+            assert_offline_pidf(
+                &out.body,
+                f.ns.as_deref().unwrap(),
+                f.entity.as_deref().unwrap(),
+                &f.ids,
+                "mutated pidf",
+            );
+        } else {
+            // A multipart result still splits, with the same boundary.
+            multipart::split(&out.content_type, &out.body).expect("rewritten bundle splits");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
+
+        #[test]
+        fn rewrite_never_panics_and_accepted_output_is_offline(
+            pick in any::<prop::sample::Index>(),
+            edits in prop::collection::vec(edit(), 1..4),
+        ) {
+            let corpus = corpus();
+            let (ct, doc) = &corpus[pick.index(corpus.len())];
+            let mut doc = doc.clone();
+            for e in &edits {
+                apply(&mut doc, e);
+            }
+            if let Ok(out) = offline(ct, &doc, Some("sip:hint@example.com")) {
+                check_output(&out.content_type, &out);
+            }
+            let fallback = offline_or_document(ct, &doc, "sip:hint@example.com");
+            check_output(&fallback.content_type, &fallback);
+            if let Ok(out) = rewrite_rlmi(RLMI_CT.as_bytes(), &doc, &|u| u.contains("dave")) {
+                check_output(&out.content_type, &out);
+            }
+            let _ = winfo::WatcherInfo::parse(&doc);
+        }
+
+        #[test]
+        fn arbitrary_bytes_and_content_types_never_panic(
+            body in prop::collection::vec(any::<u8>(), 0..512),
+            ct in "[ -~]{0,60}",
+        ) {
+            let _ = offline(ct.as_bytes(), &body, None);
+            let _ = rewrite_rlmi(ct.as_bytes(), &body, &|_| true);
+            let _ = multipart::split(ct.as_bytes(), &body);
+            let _ = winfo::WatcherInfo::parse(&body);
+            let r = offline_or_document(ct.as_bytes(), &body, "sip:o@x");
+            // Never passed through: an empty body stays empty, anything else is replaced.
+            prop_assert_eq!(r.body.is_empty(), body.is_empty());
+            prop_assert!(r.body.is_empty() || r.body != body);
+        }
+    }
 }

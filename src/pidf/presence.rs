@@ -19,7 +19,7 @@ pub(crate) fn offline(text: &str, entity_hint: Option<&str>) -> Result<Vec<u8>, 
     let mut ns: &'static str = PIDF_NS;
     let mut entity: Option<Cow<'_, str>> = None;
     let mut ids: Vec<Cow<'_, str>> = Vec::new();
-    scan(text, |el| {
+    scan(text, &[PIDF_NS, CPIM_PIDF_NS], 2, |el| {
         if el.depth == 0 {
             ns = if el.is(PIDF_NS, "presence") {
                 PIDF_NS
@@ -28,7 +28,7 @@ pub(crate) fn offline(text: &str, entity_hint: Option<&str>) -> Result<Vec<u8>, 
             } else {
                 return Err(PidfError::WrongRoot {
                     expected: "{urn:ietf:params:xml:ns:pidf}presence",
-                    found: describe(el.ns, el.local),
+                    found: el.describe(),
                 });
             };
             entity = el.attr("entity")?.map(|c| Cow::Owned(c.into_owned()));
@@ -70,16 +70,4 @@ pub(crate) fn write_offline<S: AsRef<str>>(out: &mut Vec<u8>, ns: &str, entity: 
         out.extend_from_slice(b"\"><status><basic>closed</basic></status></tuple>");
     }
     out.extend_from_slice(b"</presence>");
-}
-
-/// `{namespace}local` for error messages.
-pub(crate) fn describe(ns: Option<&[u8]>, local: &[u8]) -> String {
-    match ns {
-        Some(ns) => format!(
-            "{{{}}}{}",
-            String::from_utf8_lossy(ns),
-            String::from_utf8_lossy(local)
-        ),
-        None => String::from_utf8_lossy(local).into_owned(),
-    }
 }

@@ -149,11 +149,11 @@ fn rewrite<'b>(
 fn read_rlmi(text: &str) -> Result<Vec<(String, String)>, PidfError> {
     let mut out = Vec::new();
     let mut resource: Option<String> = None;
-    scan(text, |el| {
+    scan(text, &[RLMI_NS], 3, |el| {
         if el.depth == 0 && !el.is(RLMI_NS, "list") {
             return Err(PidfError::WrongRoot {
                 expected: "{urn:ietf:params:xml:ns:rlmi}list",
-                found: super::presence::describe(el.ns, el.local),
+                found: el.describe(),
             });
         }
         if el.depth == 1 {
@@ -193,20 +193,20 @@ fn rebuild(body: &[u8], part: &Part<'_>, content_type: Option<&[u8]>, new_body: 
     let mut out = Vec::with_capacity(part.range.len() + new_body.len());
     let mut wrote_type = false;
     for h in &part.headers {
-        if h.name.eq_ignore_ascii_case("Content-Type") && content_type.is_some() {
-            if let Some(ct) = content_type {
+        let is = |name: &str| h.name.eq_ignore_ascii_case(name);
+        match content_type {
+            Some(ct) if is("Content-Type") => {
                 out.extend_from_slice(b"Content-Type: ");
                 out.extend_from_slice(ct);
+                wrote_type = true;
             }
-            wrote_type = true;
-        } else if h.name.eq_ignore_ascii_case("Content-Length") {
-            out.extend_from_slice(format!("Content-Length: {}", new_body.len()).as_bytes());
-        } else if h.name.eq_ignore_ascii_case("Content-Transfer-Encoding")
-            && !identity_encoding(part)
-        {
-            out.extend_from_slice(b"Content-Transfer-Encoding: binary");
-        } else {
-            out.extend_from_slice(&body[h.raw.clone()]);
+            _ if is("Content-Length") => {
+                out.extend_from_slice(format!("Content-Length: {}", new_body.len()).as_bytes());
+            }
+            _ if is("Content-Transfer-Encoding") && !identity_encoding(part) => {
+                out.extend_from_slice(b"Content-Transfer-Encoding: binary");
+            }
+            _ => out.extend_from_slice(&body[h.raw.clone()]),
         }
         out.extend_from_slice(nl);
     }

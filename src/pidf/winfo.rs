@@ -242,7 +242,7 @@ impl WatcherInfo {
         };
         let mut info: Option<WatcherInfo> = None;
         let mut current: Option<WatcherEntry> = None;
-        scan_nodes(&text, |node| {
+        scan_nodes(&text, &[WATCHERINFO_NS], 3, |node| {
             match node {
                 Node::Start(el) => {
                     let wi = |local| el.is(WATCHERINFO_NS, local);
@@ -275,7 +275,7 @@ impl WatcherInfo {
                         0 => {
                             return Err(PidfError::WrongRoot {
                                 expected: "{urn:ietf:params:xml:ns:watcherinfo}watcherinfo",
-                                found: super::presence::describe(el.ns, el.local),
+                                found: el.describe(),
                             })
                         }
                         1 if wi("watcher-list") => {

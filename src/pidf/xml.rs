@@ -1,42 +1,97 @@
 //! The one streaming pass every reader in this module shares: quick-xml over the
-//! whole document, checking what makes a document well-formed and
-//! namespace-well-formed (XML 1.0 §2.1, Namespaces in XML §5) within
-//! [`MAX_DEPTH`], and handing each element start to the caller with its depth and
-//! resolved namespace. No tree is built.
+//! whole document, checking what makes it well-formed (XML 1.0 §2.1: one root,
+//! matching and nested tags, no text outside the root, valid references) within
+//! [`MAX_DEPTH`], and handing each *shallow* element start to the caller with its
+//! depth and resolved namespace. No tree is built.
+//!
+//! Namespaces (Namespaces in XML §6) are resolved only for elements shallower than
+//! the caller's `resolve_depth`: the rewrite looks at the root and its children
+//! (RLMI and watcher-info one level more), and everything deeper is dropped anyway.
+//! Skipping attribute and namespace work below that depth halves the cost of a
+//! pass; deeper elements are still checked for tag balance and references. The
+//! namespace names a caller cares about are passed in as `known`, so resolution
+//! compares against them instead of storing strings.
 
 use super::{PidfError, MAX_DEPTH};
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
+use quick_xml::Reader;
 use std::borrow::Cow;
+
+/// The namespace an element resolved to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ns {
+    /// No namespace (no prefix and no default namespace in scope).
+    None,
+    /// `known[i]`.
+    Known(usize),
+    /// Some other namespace.
+    Other,
+}
 
 /// One element start, as the scan hands it to its visitor.
 pub(crate) struct Element<'a, 'i> {
     /// 0 for the root element.
     pub depth: usize,
-    /// The element's namespace name; `None` when it is in no namespace.
-    pub ns: Option<&'a [u8]>,
+    pub ns: Ns,
     /// The local part of its name.
     pub local: &'a [u8],
     pub start: &'a BytesStart<'i>,
+    known: &'a [&'a str],
+    /// Byte offset of the start tag, for error messages.
+    position: u64,
 }
 
 impl Element<'_, '_> {
-    /// Whether the element is `{ns}local`.
+    /// Whether the element is `{ns}local`; `ns` must be one of the scan's `known`.
     pub fn is(&self, ns: &str, local: &str) -> bool {
-        self.local == local.as_bytes() && self.ns == Some(ns.as_bytes())
+        self.local == local.as_bytes() && matches!(self.ns, Ns::Known(i) if self.known[i] == ns)
+    }
+
+    /// Whether the element is in no namespace.
+    pub fn in_no_namespace(&self) -> bool {
+        self.ns == Ns::None
     }
 
     /// The unescaped value of the unprefixed attribute `name` (attributes without a
     /// prefix are in no namespace, Namespaces in XML §6.2).
     pub fn attr(&self, name: &str) -> Result<Option<Cow<'_, str>>, PidfError> {
         for a in self.start.attributes() {
-            let a = a.map_err(|e| malformed(0, e))?;
+            let a = a.map_err(|e| malformed(self.position, e))?;
             if a.key.as_ref() == name.as_bytes() {
-                return a.unescape_value().map(Some).map_err(|e| malformed(0, e));
+                return a
+                    .unescape_value()
+                    .map(Some)
+                    .map_err(|e| malformed(self.position, e));
             }
         }
         Ok(None)
+    }
+
+    /// `{namespace}local` for error messages. An unknown namespace is named when the
+    /// element declares it itself (always the case for a root element).
+    pub fn describe(&self) -> String {
+        let local = String::from_utf8_lossy(self.local);
+        match self.ns {
+            Ns::None => local.into_owned(),
+            Ns::Known(i) => format!("{{{}}}{local}", self.known[i]),
+            Ns::Other => {
+                let name = self.start.name();
+                let want: Vec<u8> = match name.prefix() {
+                    Some(p) => [b"xmlns:".as_slice(), p.as_ref()].concat(),
+                    None => b"xmlns".to_vec(),
+                };
+                let own = self
+                    .start
+                    .attributes()
+                    .flatten()
+                    .find(|a| a.key.as_ref() == want.as_slice())
+                    .map(|a| String::from_utf8_lossy(&a.value).into_owned());
+                match own {
+                    Some(ns) => format!("{{{ns}}}{local}"),
+                    None => format!("{{another namespace}}{local}"),
+                }
+            }
+        }
     }
 }
 
@@ -50,52 +105,79 @@ pub(crate) fn malformed(position: u64, e: impl std::fmt::Display) -> PidfError {
 /// What [`scan_nodes`] hands its visitor.
 pub(crate) enum Node<'a, 'i> {
     Start(&'a Element<'a, 'i>),
-    /// Character data (text, unescaped, or CDATA) directly inside an element at `depth`.
+    /// Character data (text, unescaped, or CDATA) directly inside a shallow element
+    /// at `depth`.
     Text {
         depth: usize,
         text: Cow<'a, str>,
     },
-    /// The element at `depth` has ended (also sent for empty elements).
+    /// The shallow element at `depth` has ended (also sent for empty elements).
     End {
         depth: usize,
     },
 }
 
-/// Streams `text` and calls `visit` for every element start (and empty element).
-/// Returns an error for the first well-formedness problem found or the first error
-/// `visit` returns.
+/// Streams `text` and calls `visit` for every element start (and empty element)
+/// shallower than `resolve_depth`. Returns an error for the first well-formedness
+/// problem found or the first error `visit` returns.
 pub(crate) fn scan(
     text: &str,
+    known: &[&str],
+    resolve_depth: usize,
     mut visit: impl FnMut(&Element<'_, '_>) -> Result<(), PidfError>,
 ) -> Result<(), PidfError> {
-    scan_impl(text, false, &mut |node| match node {
+    scan_impl(text, known, resolve_depth, false, &mut |node| match node {
         Node::Start(el) => visit(el),
         _ => Ok(()),
     })
 }
 
-/// [`scan`] that also reports character data and element ends, for the readers that
-/// need element content (watcher-info).
+/// [`scan`] that also reports character data and element ends of shallow elements,
+/// for the readers that need element content (watcher-info).
 pub(crate) fn scan_nodes(
     text: &str,
+    known: &[&str],
+    resolve_depth: usize,
     mut visit: impl FnMut(Node<'_, '_>) -> Result<(), PidfError>,
 ) -> Result<(), PidfError> {
-    scan_impl(text, true, &mut visit)
+    scan_impl(text, known, resolve_depth, true, &mut visit)
 }
+
+/// A namespace declaration in scope: declared on the element at `depth`, binding
+/// `prefix` (`None`: the default namespace) to `ns`.
+struct Binding<'i> {
+    depth: usize,
+    prefix: Option<&'i [u8]>,
+    ns: Ns,
+}
+
+/// `part` (a slice the reader handed out) as a slice of `text` itself, so it can
+/// outlive the event it came from. quick-xml borrows from the input when reading
+/// from a `&str`; the `None` arm is for the day it does not.
+fn reborrow<'i>(text: &'i [u8], part: &[u8]) -> Option<&'i [u8]> {
+    let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    text.get(start..start.checked_add(part.len())?)
+}
+
+const XML_NS_PREFIX: &[u8] = b"xml";
 
 fn scan_impl(
     text: &str,
+    known: &[&str],
+    resolve_depth: usize,
     nodes: bool,
     visit: &mut dyn FnMut(Node<'_, '_>) -> Result<(), PidfError>,
 ) -> Result<(), PidfError> {
-    let mut reader = NsReader::from_str(text);
+    let mut reader = Reader::from_str(text);
     reader.config_mut().check_comments = true;
+    let bytes = text.as_bytes();
+    let mut scope: Vec<Binding<'_>> = Vec::new();
     let mut depth = 0usize;
     let mut root_seen = false;
     loop {
         let pos = reader.buffer_position();
-        let (res, ev) = match reader.read_resolved_event() {
-            Ok(x) => x,
+        let ev = match reader.read_event() {
+            Ok(ev) => ev,
             Err(e) => return Err(malformed(reader.error_position(), e)),
         };
         match ev {
@@ -107,41 +189,61 @@ fn scan_impl(
                 if depth >= MAX_DEPTH {
                     return Err(PidfError::TooDeep);
                 }
-                let ns = match res {
-                    ResolveResult::Bound(ns) => Some(ns.into_inner()),
-                    ResolveResult::Unbound => None,
-                    ResolveResult::Unknown(p) => {
-                        return Err(malformed(
-                            pos,
-                            format_args!("undeclared prefix {:?}", String::from_utf8_lossy(&p)),
-                        ))
-                    }
-                };
-                // Attribute syntax and duplicates are only checked when iterated.
-                for a in e.attributes() {
-                    let a = a.map_err(|err| malformed(pos, err))?;
-                    if a.value.contains(&b'&') {
-                        a.unescape_value().map_err(|err| malformed(pos, err))?;
+                let empty = matches!(ev, Event::Empty(_));
+                if depth < resolve_depth {
+                    declare(bytes, e, depth, known, &mut scope, pos)?;
+                    let name = e.name();
+                    let (local, prefix) = name.decompose();
+                    let ns = match prefix {
+                        Some(p) if p.as_ref() == XML_NS_PREFIX => Ns::Other,
+                        Some(p) => scope
+                            .iter()
+                            .rev()
+                            .find(|b| b.prefix == Some(p.as_ref()))
+                            .map(|b| b.ns)
+                            .ok_or_else(|| {
+                                malformed(
+                                    pos,
+                                    format_args!(
+                                        "undeclared prefix {:?}",
+                                        String::from_utf8_lossy(p.as_ref())
+                                    ),
+                                )
+                            })?,
+                        None => scope
+                            .iter()
+                            .rev()
+                            .find(|b| b.prefix.is_none())
+                            .map(|b| b.ns)
+                            .unwrap_or(Ns::None),
+                    };
+                    visit(Node::Start(&Element {
+                        depth,
+                        ns,
+                        local: local.into_inner(),
+                        start: e,
+                        known,
+                        position: pos,
+                    }))?;
+                    if empty {
+                        scope.retain(|b| b.depth < depth);
+                        if nodes {
+                            visit(Node::End { depth })?;
+                        }
                     }
                 }
-                let name = e.name();
-                visit(Node::Start(&Element {
-                    depth,
-                    ns,
-                    local: name.local_name().into_inner(),
-                    start: e,
-                }))?;
-                if matches!(ev, Event::Start(_)) {
+                if !empty {
                     depth += 1;
-                } else if nodes {
-                    visit(Node::End { depth })?;
                 }
             }
             Event::End(_) => {
                 // quick-xml has matched the end name against the open start tag.
                 depth = depth.saturating_sub(1);
-                if nodes {
-                    visit(Node::End { depth })?;
+                if depth < resolve_depth {
+                    scope.retain(|b| b.depth < depth);
+                    if nodes {
+                        visit(Node::End { depth })?;
+                    }
                 }
             }
             Event::Text(t) => {
@@ -149,7 +251,7 @@ fn scan_impl(
                     if t.iter().any(|b| !b.is_ascii_whitespace()) {
                         return Err(malformed(pos, "text outside the root element"));
                     }
-                } else if nodes {
+                } else if nodes && depth <= resolve_depth {
                     let text = t.unescape().map_err(|err| malformed(pos, err))?;
                     visit(Node::Text {
                         depth: depth - 1,
@@ -162,7 +264,7 @@ fn scan_impl(
             Event::CData(_) if depth == 0 => {
                 return Err(malformed(pos, "CDATA outside the root element"));
             }
-            Event::CData(c) if nodes => {
+            Event::CData(c) if nodes && depth <= resolve_depth => {
                 let text = std::str::from_utf8(c.into_inner().as_ref())
                     .map(|s| Cow::Owned(s.to_owned()))
                     .map_err(|err| malformed(pos, err))?;
@@ -187,6 +289,47 @@ fn scan_impl(
             }
         }
     }
+}
+
+/// Checks the attributes of a shallow element (syntax, duplicates, references) and
+/// pushes its namespace declarations onto `scope`.
+fn declare<'i>(
+    text: &'i [u8],
+    e: &BytesStart<'_>,
+    depth: usize,
+    known: &[&str],
+    scope: &mut Vec<Binding<'i>>,
+    pos: u64,
+) -> Result<(), PidfError> {
+    for a in e.attributes() {
+        let a = a.map_err(|err| malformed(pos, err))?;
+        let key = a.key.as_ref();
+        let prefix = if key == b"xmlns" {
+            None
+        } else if let Some(p) = key.strip_prefix(b"xmlns:") {
+            Some(reborrow(text, p).ok_or_else(|| malformed(pos, "attribute outside the input"))?)
+        } else {
+            if a.value.contains(&b'&') {
+                a.unescape_value().map_err(|err| malformed(pos, err))?;
+            }
+            continue;
+        };
+        let value = a.unescape_value().map_err(|err| malformed(pos, err))?;
+        let ns = if value.is_empty() {
+            if prefix.is_some() {
+                // Namespaces in XML 1.0 §3: a prefix cannot be undeclared.
+                return Err(malformed(pos, "empty namespace name for a prefix"));
+            }
+            Ns::None
+        } else {
+            known
+                .iter()
+                .position(|k| *k == value)
+                .map_or(Ns::Other, Ns::Known)
+        };
+        scope.push(Binding { depth, prefix, ns });
+    }
+    Ok(())
 }
 
 /// Appends `value` escaped for a double-quoted attribute. Tabs and line breaks become
@@ -239,7 +382,7 @@ mod tests {
 
     fn count(text: &str) -> Result<usize, PidfError> {
         let mut n = 0;
-        scan(text, |_| {
+        scan(text, &[], MAX_DEPTH, |_| {
             n += 1;
             Ok(())
         })?;
@@ -301,7 +444,7 @@ mod tests {
         assert!(!doc.contains(&b'\n') || doc.iter().filter(|b| **b == b'\n').count() == 1);
         let text = std::str::from_utf8(&doc).unwrap();
         let mut got = None;
-        scan(text, |e| {
+        scan(text, &[], 1, |e| {
             got = e.attr("a")?.map(Cow::into_owned);
             Ok(())
         })

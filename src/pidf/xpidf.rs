@@ -10,7 +10,6 @@
 //! Messenger-derived clients read the substatus before the status. Notes, display
 //! names, features and any other element are gone.
 
-use super::presence::describe;
 use super::xml::{push_attr, scan};
 use super::PidfError;
 use std::borrow::Cow;
@@ -21,15 +20,15 @@ const DOCTYPE: &[u8] =
 pub(crate) fn offline(text: &str, entity_hint: Option<&str>) -> Result<Vec<u8>, PidfError> {
     let mut presentity: Option<String> = None;
     let mut atoms: Vec<String> = Vec::new();
-    scan(text, |el| {
+    scan(text, &[], 2, |el| {
         if el.depth == 0 {
-            if el.ns.is_some() || el.local != b"presence" {
+            if !el.in_no_namespace() || el.local != b"presence" {
                 return Err(PidfError::WrongRoot {
                     expected: "presence (XPIDF, no namespace)",
-                    found: describe(el.ns, el.local),
+                    found: el.describe(),
                 });
             }
-        } else if el.depth == 1 && el.ns.is_none() {
+        } else if el.depth == 1 && el.in_no_namespace() {
             match el.local {
                 b"presentity" if presentity.is_none() => {
                     presentity = el.attr("uri")?.map(Cow::into_owned);

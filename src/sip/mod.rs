@@ -12,6 +12,7 @@
 
 mod edit;
 mod error;
+pub mod framing;
 mod header;
 mod message;
 mod method;

@@ -1,1 +1,220 @@
-//! See DESIGN.md.
+//! The live driver: tokio UDP and TCP sockets around the sans-IO engine.
+//!
+//! One receive loop per UDP socket, one accept loop per TCP listener, one task per
+//! TCP connection, and a timer task that runs the engine's deadlines. Every loop
+//! hands what it received to the shared `Arc<Engine>` and sends what the engine
+//! returns. A bad packet, a failed send or a dropped connection is logged and
+//! counted; it never ends a loop. Batching (recvmmsg/sendmmsg) is a later
+//! performance step: the driver stays simple.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::engine::{ConnId, DropReason, Engine, Transmit, Transport};
+
+mod bind;
+mod tcp;
+mod udp;
+
+pub use bind::{bind, Listener};
+
+/// The clock the engine never reads itself: unix milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The longest the timer task sleeps: a deadline the engine sets while the timer
+/// sleeps is at most this late.
+const TIMER_TICK: Duration = Duration::from_millis(50);
+
+/// Driver settings (from `[sip.limits]`).
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    pub max_message: usize,
+    pub max_connections: usize,
+    pub tcp_idle_timeout: Duration,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            max_message: 65_535,
+            max_connections: 4_096,
+            tcp_idle_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What every task of the driver shares.
+pub(crate) struct Shared {
+    engine: Arc<Engine>,
+    cfg: DriverConfig,
+    udp: Vec<Arc<UdpSocket>>,
+    conns: DashMap<ConnId, tcp::ConnHandle>,
+    by_remote: DashMap<SocketAddr, ConnId>,
+    next_conn: AtomicU64,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Shared {
+    fn register(&self, remote: SocketAddr) -> (ConnId, mpsc::Receiver<Bytes>) {
+        let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = mpsc::channel(tcp::QUEUE);
+        self.conns.insert(id, tcp::ConnHandle { tx });
+        self.by_remote.insert(remote, id);
+        (id, rx)
+    }
+
+    fn unregister(&self, id: ConnId, remote: SocketAddr) {
+        self.conns.remove(&id);
+        self.by_remote.remove_if(&remote, |_, v| *v == id);
+        self.engine.connection_closed(id);
+    }
+
+    /// Sends everything in `out` (emptying it).
+    async fn dispatch(self: &Arc<Self>, out: &mut Vec<Transmit>) {
+        for t in out.drain(..) {
+            match t.transport {
+                Transport::Udp => self.send_udp(t.destination, &t.data).await,
+                Transport::Tcp => tcp::send(self, t.conn, t.destination, t.data),
+            }
+        }
+    }
+
+    async fn send_udp(&self, dest: SocketAddr, data: &[u8]) {
+        let socket = self
+            .udp
+            .iter()
+            .find(|s| s.local_addr().is_ok_and(|l| l.is_ipv4() == dest.is_ipv4()))
+            .or_else(|| self.udp.first());
+        let Some(socket) = socket else { return };
+        if let Err(e) = socket.send_to(data, dest).await {
+            self.engine.metrics().dropped(DropReason::SendFailed);
+            tracing::debug!(%dest, error = %e, "UDP send failed");
+        }
+    }
+}
+
+/// A running driver; [`Driver::shutdown`] stops it.
+pub struct Driver {
+    tasks: JoinSet<()>,
+    stop: watch::Sender<bool>,
+    local: Vec<SocketAddr>,
+}
+
+impl Driver {
+    /// Starts the loops on already bound sockets (see [`bind`]), so the engine can
+    /// be built knowing the bound addresses first.
+    pub fn start(engine: Arc<Engine>, listeners: Vec<Listener>, cfg: DriverConfig) -> Driver {
+        let (stop, shutdown) = watch::channel(false);
+        let local = listeners.iter().map(|l| l.local).collect();
+        let mut udp_sockets = Vec::new();
+        let mut tcp_listeners = Vec::new();
+        for l in listeners {
+            udp_sockets.push(Arc::new(l.udp));
+            tcp_listeners.push(l.tcp);
+        }
+        let shared = Arc::new(Shared {
+            engine,
+            cfg,
+            udp: udp_sockets.clone(),
+            conns: DashMap::new(),
+            by_remote: DashMap::new(),
+            next_conn: AtomicU64::new(1),
+            shutdown,
+        });
+        let mut tasks = JoinSet::new();
+        for s in udp_sockets {
+            tasks.spawn(udp::receive_loop(shared.clone(), s));
+        }
+        for l in tcp_listeners {
+            tasks.spawn(tcp::accept_loop(shared.clone(), l));
+        }
+        tasks.spawn(timer_loop(shared.clone()));
+        tasks.spawn(policy_loop(shared));
+        Driver { tasks, stop, local }
+    }
+
+    /// The bound listen addresses.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local
+    }
+
+    /// Stops every loop and connection.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::sleep(Duration::from_secs(2));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                next = self.tasks.join_next() => if next.is_none() { break },
+            }
+        }
+        self.tasks.abort_all();
+    }
+}
+
+/// Forwards every acknowledged store change to the engine, so live dialogs see a
+/// new decision within about a second (DESIGN.md "Decisions change").
+async fn policy_loop(shared: Arc<Shared>) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = shared.engine.store().subscribe();
+    let mut shutdown = shared.shutdown.clone();
+    let mut out = Vec::new();
+    loop {
+        let owner = tokio::select! {
+            _ = shutdown.changed() => return,
+            ev = events.recv() => match ev {
+                Ok(crate::store::StoreEvent::Policy { owner }) => owner,
+                Ok(crate::store::StoreEvent::Pending(_)) => continue,
+                // Missed events: re-evaluate everyone.
+                Err(RecvError::Lagged(_)) => None,
+                Err(RecvError::Closed) => return,
+            },
+        };
+        shared
+            .engine
+            .policy_changed(now_ms(), owner.as_ref(), &mut out);
+        shared.dispatch(&mut out).await;
+    }
+}
+
+/// Runs the engine's deadlines (retransmissions, expiries).
+async fn timer_loop(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    let mut out = Vec::new();
+    loop {
+        let now = now_ms();
+        let wait = match shared.engine.poll_timeout() {
+            Some(t) if t <= now => {
+                shared.engine.handle_timeout(now, &mut out);
+                shared.dispatch(&mut out).await;
+                // An engine that leaves the same deadline due must not make this
+                // loop spin: give it a tick.
+                if shared.engine.poll_timeout().is_some_and(|t| t <= now) {
+                    TIMER_TICK
+                } else {
+                    continue;
+                }
+            }
+            Some(t) => Duration::from_millis(t - now).min(TIMER_TICK),
+            None => TIMER_TICK,
+        };
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Enforcement costs: the Offline rewrite of realistic PIDF+RPID bodies (1 KiB and
+//! 4 KiB, target under 5 µs each). NOTIFY-through-the-engine cases join this file
+//! when the engine lands.
+//!
+//! `cargo bench --bench enforce`
+//!
+//! Each case runs twice: `offline_rewrite` in wall-clock time (criterion's default)
+//! and `offline_rewrite_cpu` in the benchmark thread's CPU time. On a machine shared
+//! with other work (the development box runs 2 cores at load ~15) wall time mostly
+//! measures the scheduler; thread CPU time measures the code.
+
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use presence_proxy::pidf::{self, PIDF_CONTENT_TYPE};
+use std::time::Duration;
+
+/// Criterion measurement of the calling thread's CPU time
+/// (`CLOCK_THREAD_CPUTIME_ID`), reported like wall time.
+struct ThreadCpuTime;
+
+fn thread_cpu_now() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable timespec; the clock id is a constant Linux
+    // supports. A failure leaves `t` zero, which only makes that sample read 0.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+    fn start(&self) -> Duration {
+        thread_cpu_now()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        thread_cpu_now().saturating_sub(start)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, v: &Duration) -> f64 {
+        v.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Values are nanoseconds, as for wall time, so its formatter applies.
+        WallTime.formatter()
+    }
+}
+
+/// One tuple as a softphone publishes it (RFC 3863 + RFC 4480 tuple extensions).
+fn tuple(i: usize) -> String {
+    format!(
+        r#"  <tuple id="t{i:04}-sg89ae">
+    <status><basic>open</basic></status>
+    <dm:deviceID>urn:uuid:4a3f{i:04}-d3c1-4b8e-9a51-0003ba4811e3</dm:deviceID>
+    <rpid:relationship><rpid:self/></rpid:relationship>
+    <rpid:service-class><rpid:electronic/></rpid:service-class>
+    <contact priority="0.8">sip:alice@192.0.2.{i}:5060;transport=tcp</contact>
+    <note xml:lang="en">Available for calls</note>
+    <timestamp>2026-11-22T01:00:{s:02}Z</timestamp>
+  </tuple>
+"#,
+        s = i % 60
+    )
+}
+
+/// The person and device elements (RFC 4479, RFC 4480).
+const PERSON: &str = r#"  <dm:person id="p1">
+    <rpid:activities><rpid:meeting/></rpid:activities>
+    <rpid:mood><rpid:happy/></rpid:mood>
+    <rpid:place-type><lt:office/></rpid:place-type>
+    <rpid:privacy><rpid:quiet/></rpid:privacy>
+    <rpid:sphere>work</rpid:sphere>
+    <rpid:time-offset>60</rpid:time-offset>
+    <dm:note>Quarterly review until 3pm</dm:note>
+    <dm:timestamp>2026-11-22T01:00:00Z</dm:timestamp>
+  </dm:person>
+"#;
+
+/// A device element (RFC 4479 §3.2), in the larger document only.
+const DEVICE: &str = r#"  <dm:device id="pc147">
+    <rpid:user-input idle-threshold="600" last-input="2026-11-22T00:58:00Z">active</rpid:user-input>
+    <dm:deviceID>urn:uuid:4a3f0000-d3c1-4b8e-9a51-0003ba4811e3</dm:deviceID>
+  </dm:device>
+"#;
+
+/// A PIDF+RPID document of about `size` bytes: one tuple and a person, then more
+/// tuples and a device while they fit.
+fn document(size: usize) -> Vec<u8> {
+    let head = r#"<?xml version="1.0" encoding="UTF-8"?>
+<presence xmlns="urn:ietf:params:xml:ns:pidf"
+    xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model"
+    xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid"
+    xmlns:lt="urn:ietf:params:xml:ns:location-type"
+    entity="sip:alice@example.com">
+"#;
+    let mut tuples = tuple(1);
+    let mut device = "";
+    if head.len() + tuples.len() + PERSON.len() + DEVICE.len() < size {
+        device = DEVICE;
+    }
+    let mut i = 2;
+    while head.len() + tuples.len() + tuple(i).len() + PERSON.len() + device.len() < size {
+        tuples.push_str(&tuple(i));
+        i += 1;
+    }
+    format!("{head}{tuples}{PERSON}{device}</presence>\n").into_bytes()
+}
+
+fn offline_rewrite<M: Measurement>(c: &mut Criterion<M>, group_name: &str) {
+    let mut group = c.benchmark_group(group_name);
+    for (name, size) in [("pidf_rpid_1KiB", 1024), ("pidf_rpid_4KiB", 4096)] {
+        let body = document(size);
+        // The input must be a real document for the figure to mean anything.
+        let out = pidf::offline(PIDF_CONTENT_TYPE, &body, None).expect("bench body rewrites");
+        assert!(out.body.windows(6).any(|w| w == b"closed"));
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        group.bench_with_input(BenchmarkId::new(name, body.len()), &body, |b, body| {
+            b.iter(|| pidf::offline(black_box(PIDF_CONTENT_TYPE), black_box(body), None))
+        });
+    }
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("offline_document", |b| {
+        b.iter(|| pidf::offline_document(black_box("sip:alice@example.com")))
+    });
+    group.finish();
+}
+
+fn offline_rewrite_wall(c: &mut Criterion) {
+    offline_rewrite(c, "offline_rewrite");
+}
+
+fn offline_rewrite_cpu(c: &mut Criterion<ThreadCpuTime>) {
+    offline_rewrite(c, "offline_rewrite_cpu");
+}
+
+criterion_group!(wall, offline_rewrite_wall);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = offline_rewrite_cpu
+}
+criterion_main!(wall, cpu);

@@ -1,0 +1,488 @@
+//! Stateless routing (RFC 3261 §16.11): where each request and response goes and
+//! the routing edits that take it there (Via, Max-Forwards, Record-Route, Route).
+//!
+//! Direction comes from the source alone: anything the upstream sends travels to
+//! the phones, everything else goes to the upstream. Phones put their outbound
+//! proxy in a Route on every request, so "a Route names us" says nothing about
+//! direction (DESIGN.md "The engine").
+//!
+//! Statelessness needs two derived values instead of a transaction table:
+//! - our Via branch is a hash of the incoming transaction's key, so a
+//!   retransmission, the CANCEL of an INVITE and the ACK of a non-2xx final
+//!   response all get the branch the original got (§16.11: "the branch ... MUST
+//!   be the same for each retransmission");
+//! - a second hash of what stays constant along a path (Request-URI, tags,
+//!   Call-ID, CSeq number, direction) closes the branch: a request arriving with a
+//!   Via of ours carrying the same loop hash came back unchanged and is a loop
+//!   (482, §16.3 step 4), while a spiral (the Request-URI was retargeted) passes.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use dashmap::DashMap;
+
+use super::metrics::{DropReason, Refusal};
+use super::{ConnId, Direction, EngineConfig, Received, Transport};
+use crate::config::canonical_ip;
+use crate::sip::{Editor, Message, Method, Uri};
+
+/// The magic cookie of RFC 3261 §8.1.1.7 followed by our mark, so our own Vias
+/// can be told from a previous hop's.
+pub const BRANCH_PREFIX: &str = "z9hG4bKpp";
+/// Max-Forwards of a request that arrived without one (RFC 3261 §8.1.1.6).
+pub const DEFAULT_MAX_FORWARDS: u32 = 70;
+/// Flows remembered for reaching phones (Contact → connection); beyond this new
+/// ones are not learned (the phone is then reached at its Contact address).
+const MAX_FLOWS: usize = 200_000;
+/// Contact addresses remembered per TCP connection.
+const MAX_FLOWS_PER_CONN: usize = 8;
+
+/// Where a message goes next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextHop {
+    pub destination: SocketAddr,
+    pub transport: Transport,
+    pub conn: Option<ConnId>,
+}
+
+/// A request the proxy answers itself instead of forwarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refuse {
+    pub status: u16,
+    pub reason: &'static str,
+    pub why: Refusal,
+}
+
+/// A message dropped without an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drop(pub DropReason);
+
+/// How to reach a phone that registered or subscribed through us: its Contact
+/// address may not be where it can be reached (TCP from an ephemeral port, NAT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Flow {
+    remote: SocketAddr,
+    transport: Transport,
+    conn: Option<ConnId>,
+}
+
+/// The routing half of the engine; owns the flow table.
+#[derive(Debug)]
+pub struct Router {
+    cfg: EngineConfig,
+    /// Contact host:port → the flow its requests came on.
+    flows: DashMap<SocketAddr, Flow>,
+    /// Which contact addresses each TCP connection announced, to forget them when it closes.
+    by_conn: DashMap<ConnId, Vec<SocketAddr>>,
+}
+
+impl Router {
+    pub fn new(cfg: EngineConfig) -> Self {
+        Router {
+            cfg,
+            flows: DashMap::new(),
+            by_conn: DashMap::new(),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Phone → upstream or upstream → phone, decided by the source address only.
+    pub fn direction_of(&self, rx: &Received) -> Direction {
+        let src = SocketAddr::new(canonical_ip(rx.source.ip()), rx.source.port());
+        let up = self.cfg.upstream;
+        if (canonical_ip(up.ip()) == src.ip() && up.port() == src.port())
+            || self.cfg.upstream_peers.iter().any(|p| p.matches(rx.source))
+        {
+            Direction::Upstream
+        } else {
+            Direction::Downstream
+        }
+    }
+
+    /// Forgets the flows a closed TCP connection carried.
+    pub fn connection_closed(&self, conn: ConnId) {
+        if let Some((_, contacts)) = self.by_conn.remove(&conn) {
+            for c in contacts {
+                self.flows.remove_if(&c, |_, f| f.conn == Some(conn));
+            }
+        }
+    }
+
+    /// Checks a request and applies the routing edits to `ed`: received/rport,
+    /// Route naming us removed, Max-Forwards, Record-Route, our Via. The caller
+    /// may add its own edits to `ed` before `finish()`.
+    pub fn request(
+        &self,
+        rx: &Received,
+        msg: &Message,
+        dir: Direction,
+        ed: &mut Editor<'_>,
+    ) -> Result<NextHop, Refuse> {
+        let method = msg.method().unwrap_or(Method::Other);
+
+        // RFC 3261 §16.3 step 3.
+        let max_forwards = match msg.max_forwards() {
+            Some(0) => {
+                return Err(Refuse {
+                    status: 483,
+                    reason: "Too Many Hops",
+                    why: Refusal::TooManyHops,
+                })
+            }
+            Some(n) => n - 1,
+            None if msg.header("Max-Forwards").is_some() => {
+                return Err(Refuse {
+                    status: 400,
+                    reason: "Bad Request - Malformed Max-Forwards",
+                    why: Refusal::Malformed,
+                })
+            }
+            None => DEFAULT_MAX_FORWARDS,
+        };
+
+        let loop_hash = loop_hash(msg, dir);
+        if msg.vias().any(|v| {
+            self.names_us(v.host, v.port)
+                && v.branch.is_some_and(|b| {
+                    b.starts_with(BRANCH_PREFIX.as_bytes()) && b.ends_with(loop_hash.as_bytes())
+                })
+        }) {
+            return Err(Refuse {
+                status: 482,
+                reason: "Loop Detected",
+                why: Refusal::Loop,
+            });
+        }
+
+        // RFC 3261 §16.4: a Route naming us was for us; the next one (if any) is
+        // where the request goes. Both of our double Record-Routes come back as Routes.
+        let mut next_route: Option<&[u8]> = None;
+        for r in msg.routes() {
+            if next_route.is_none() && self.uri_names_us(r) {
+                ed.pop_route();
+            } else {
+                next_route = Some(r);
+                break;
+            }
+        }
+
+        let hop = match dir {
+            Direction::Downstream => {
+                self.learn_flow(rx, msg);
+                NextHop {
+                    destination: self.cfg.upstream,
+                    transport: self.cfg.upstream_transport,
+                    conn: None,
+                }
+            }
+            Direction::Upstream => {
+                let target = match next_route {
+                    Some(r) => r,
+                    None => msg.request_uri().unwrap_or_default(),
+                };
+                self.hop_for_uri(target).ok_or(Refuse {
+                    status: 404,
+                    reason: "Not Found - No Route To The User",
+                    why: Refusal::Unroutable,
+                })?
+            }
+        };
+
+        // RFC 3261 §18.2.1 and RFC 3581 §4.
+        if let Some(via) = msg.top_via() {
+            let src_ip = canonical_ip(rx.source.ip());
+            let wants_rport = via.rport.is_some();
+            let sent_by_differs = parse_host_ip(via.host).map(canonical_ip) != Some(src_ip);
+            if wants_rport || sent_by_differs {
+                let received = src_ip.to_string();
+                ed.set_top_via_params(
+                    Some(received.as_bytes()),
+                    wants_rport.then_some(rx.source.port()),
+                );
+            }
+        }
+
+        ed.set_max_forwards(max_forwards);
+
+        let dialog_creating = msg.to().is_some_and(|t| t.tag.is_none())
+            && (method == Method::Subscribe
+                || (method == Method::Invite && self.cfg.record_route_invite));
+        if dialog_creating {
+            // RFC 5658 double Record-Route when the two sides differ: the one
+            // nearer the UAS (pushed last, on top) names the side facing it.
+            let inbound = self.record_route(rx.local, rx.transport);
+            let outbound = self.record_route(self.local_for(hop.destination), hop.transport);
+            ed.push_record_route(inbound.as_bytes());
+            if outbound != inbound {
+                ed.push_record_route(outbound.as_bytes());
+            }
+        }
+
+        let branch = format!("{BRANCH_PREFIX}{:016x}.{loop_hash}", transaction_hash(msg));
+        let via = self.via(self.local_for(hop.destination), hop.transport, &branch);
+        ed.push_via(via.as_bytes());
+        Ok(hop)
+    }
+
+    /// Is the request addressed to the proxy itself: its Request-URI names us and
+    /// every Route (if any) does too? (An OPTIONS keep-alive to an outbound proxy,
+    /// RFC 3261 §11.)
+    pub fn addressed_to_us(&self, msg: &Message) -> bool {
+        msg.request_uri().is_some_and(|u| self.uri_names_us(u))
+            && msg.routes().all(|r| self.uri_names_us(r))
+    }
+
+    /// Where a response goes: our Via popped, then the next Via's received/rport
+    /// or sent-by (RFC 3261 §18.2.2, RFC 3581 §4), over the connection the
+    /// request came on when it came over TCP.
+    pub fn response(&self, msg: &Message, ed: &mut Editor<'_>) -> Result<NextHop, Drop> {
+        let mut vias = msg.vias();
+        let ours = vias.next().ok_or(Drop(DropReason::MalformedResponse))?;
+        if !self.names_us(ours.host, ours.port) {
+            return Err(Drop(DropReason::ResponseNotOurs));
+        }
+        let next = vias.next().ok_or(Drop(DropReason::ResponseForUs))?;
+        ed.pop_via();
+        let transport = via_transport(next.transport).ok_or(Drop(DropReason::BadDestination))?;
+        let host = next.received.unwrap_or(next.host);
+        let ip = parse_host_ip(host)
+            .or_else(|| parse_host_ip(next.host))
+            .ok_or(Drop(DropReason::BadDestination))?;
+        let port = match next.rport {
+            Some(Some(p)) => p,
+            _ => next.port.unwrap_or(5060),
+        };
+        let destination = SocketAddr::new(ip, port);
+        if !routable(destination) {
+            return Err(Drop(DropReason::BadDestination));
+        }
+        let conn = match transport {
+            Transport::Tcp => self.flows.get(&destination).and_then(|f| f.conn),
+            Transport::Udp => None,
+        };
+        Ok(NextHop {
+            destination,
+            transport,
+            conn,
+        })
+    }
+
+    /// Where a request for this URI goes: the flow the phone registered or
+    /// subscribed on, else the URI's own address (IP literals only: no DNS on the
+    /// forwarding path).
+    fn hop_for_uri(&self, uri: &[u8]) -> Option<NextHop> {
+        let u = Uri::parse(uri).ok()?;
+        if !(u.scheme.eq_ignore_ascii_case(b"sip")) {
+            return None;
+        }
+        let ip = parse_host_ip(u.host)?;
+        let addr = SocketAddr::new(ip, u.port.unwrap_or(5060));
+        if self.names_us(u.host, u.port) || !routable(addr) {
+            return None;
+        }
+        if let Some(f) = self.flows.get(&addr) {
+            return Some(NextHop {
+                destination: f.remote,
+                transport: f.transport,
+                conn: f.conn,
+            });
+        }
+        let transport = match u.param("transport") {
+            Some(Some(t)) if t.eq_ignore_ascii_case(b"tcp") => Transport::Tcp,
+            Some(Some(t)) if t.eq_ignore_ascii_case(b"udp") => Transport::Udp,
+            Some(Some(_)) => return None,
+            _ => Transport::Udp,
+        };
+        Some(NextHop {
+            destination: addr,
+            transport,
+            conn: None,
+        })
+    }
+
+    /// Remembers how to reach the phone behind this request's Contact, so
+    /// requests to it reuse its connection (RFC 5923 style reuse) or reach it
+    /// behind NAT.
+    fn learn_flow(&self, rx: &Received, msg: &Message) {
+        if !matches!(
+            msg.method(),
+            Some(Method::Register | Method::Subscribe | Method::Invite)
+        ) {
+            return;
+        }
+        let Some(contact) = msg.contact_uri().and_then(|c| Uri::parse(c).ok()) else {
+            return;
+        };
+        let Some(ip) = parse_host_ip(contact.host) else {
+            return;
+        };
+        let key = SocketAddr::new(ip, contact.port.unwrap_or(5060));
+        let flow = Flow {
+            remote: rx.source,
+            transport: rx.transport,
+            conn: rx.conn,
+        };
+        if self.flows.get(&key).is_some_and(|f| *f == flow) {
+            return;
+        }
+        if self.flows.len() >= MAX_FLOWS && !self.flows.contains_key(&key) {
+            return;
+        }
+        self.flows.insert(key, flow);
+        if let Some(conn) = rx.conn {
+            let mut list = self.by_conn.entry(conn).or_default();
+            if !list.contains(&key) && list.len() < MAX_FLOWS_PER_CONN {
+                list.push(key);
+            }
+        }
+    }
+
+    /// Is host:port one of our listen addresses (or the advertised host)?
+    pub fn names_us(&self, host: &[u8], port: Option<u16>) -> bool {
+        let port = port.unwrap_or(5060);
+        let ip = parse_host_ip(host).map(canonical_ip);
+        self.cfg.local.iter().any(|l| {
+            if l.port() != port {
+                return false;
+            }
+            match ip {
+                Some(ip) => {
+                    ip == canonical_ip(l.ip())
+                        || (l.ip().is_unspecified() && (ip.is_loopback() || ip.is_unspecified()))
+                        || self
+                            .cfg
+                            .advertised_host
+                            .as_deref()
+                            .and_then(|h| parse_host_ip(h.as_bytes()))
+                            == Some(ip)
+                }
+                None => self
+                    .cfg
+                    .advertised_host
+                    .as_deref()
+                    .is_some_and(|h| h.as_bytes().eq_ignore_ascii_case(host)),
+            }
+        })
+    }
+
+    fn uri_names_us(&self, uri: &[u8]) -> bool {
+        Uri::parse(uri).is_ok_and(|u| u.user.is_none() && self.names_us(u.host, u.port))
+    }
+
+    /// The local address we send to `dest` from: the first listen address of the
+    /// same IP family.
+    fn local_for(&self, dest: SocketAddr) -> SocketAddr {
+        let local = &self.cfg.local;
+        local
+            .iter()
+            .find(|l| l.is_ipv4() == dest.is_ipv4())
+            .or_else(|| local.first())
+            .copied()
+            .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5060))
+    }
+
+    /// `host:port` for our Via and Record-Route; IPv6 in brackets (RFC 5118 §4.1).
+    fn host_port(&self, local: SocketAddr) -> String {
+        if let Some(h) = &self.cfg.advertised_host {
+            return format!("{h}:{}", local.port());
+        }
+        let ip = match local.ip() {
+            IpAddr::V4(v) if v.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(v) if v.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        SocketAddr::new(ip, local.port()).to_string()
+    }
+
+    /// Our Via. Over TCP it carries `alias` (RFC 5923 §5): the next hop may send
+    /// its requests for us back over this connection instead of opening one from
+    /// an ephemeral port, which would not look like the upstream's address.
+    fn via(&self, local: SocketAddr, transport: Transport, branch: &str) -> String {
+        let host_port = self.host_port(local);
+        match transport {
+            Transport::Udp => format!("SIP/2.0/UDP {host_port};branch={branch}"),
+            Transport::Tcp => format!("SIP/2.0/TCP {host_port};branch={branch};alias"),
+        }
+    }
+
+    fn record_route(&self, local: SocketAddr, transport: Transport) -> String {
+        let t = match transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+        };
+        format!("<sip:{}{t};lr>", self.host_port(local))
+    }
+}
+
+/// Hash of what identifies the incoming transaction (RFC 3261 §17.2.3): the top
+/// Via's branch when it carries the magic cookie, else the RFC 2543 key (top Via,
+/// tags, Call-ID, CSeq number, Request-URI). The method is left out so CANCEL and
+/// a non-2xx ACK match their INVITE.
+fn transaction_hash(msg: &Message) -> u64 {
+    let mut h = DefaultHasher::new();
+    match msg.top_via() {
+        Some(v) if v.branch.is_some_and(|b| b.starts_with(b"z9hG4bK")) => {
+            v.branch.hash(&mut h);
+            v.host.hash(&mut h);
+            v.port.hash(&mut h);
+        }
+        _ => {
+            msg.header("Via").hash(&mut h);
+            msg.from().and_then(|f| f.tag).hash(&mut h);
+            msg.to().and_then(|t| t.tag).hash(&mut h);
+            msg.call_id().hash(&mut h);
+            msg.cseq().map(|c| c.0).hash(&mut h);
+            msg.request_uri().hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
+/// Hash of what a request keeps along its whole path, for loop detection
+/// (RFC 3261 §16.6 step 8's second part), as 8 hex digits.
+fn loop_hash(msg: &Message, dir: Direction) -> String {
+    let mut h = DefaultHasher::new();
+    matches!(dir, Direction::Upstream).hash(&mut h);
+    msg.request_uri().hash(&mut h);
+    msg.from().and_then(|f| f.tag).hash(&mut h);
+    msg.to().and_then(|t| t.tag).hash(&mut h);
+    msg.call_id().hash(&mut h);
+    msg.cseq().map(|c| c.0).hash(&mut h);
+    msg.header("Proxy-Require").hash(&mut h);
+    format!("{:08x}", h.finish() as u32)
+}
+
+/// An IP literal in a Via or URI host (IPv6 bracketed per RFC 5118, or bare in a
+/// `received` parameter).
+pub fn parse_host_ip(host: &[u8]) -> Option<IpAddr> {
+    let s = std::str::from_utf8(host).ok()?;
+    let s = s
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or(s);
+    s.parse().ok()
+}
+
+fn via_transport(t: &[u8]) -> Option<Transport> {
+    if t.eq_ignore_ascii_case(b"UDP") {
+        Some(Transport::Udp)
+    } else if t.eq_ignore_ascii_case(b"TCP") {
+        Some(Transport::Tcp)
+    } else {
+        None
+    }
+}
+
+/// Never send to broadcast, multicast or unspecified addresses or port 0 (RFC
+/// 4475 §3.3.10: a response with a broadcast Via must not be sent there).
+fn routable(addr: SocketAddr) -> bool {
+    let ip = canonical_ip(addr.ip());
+    let bad = match ip {
+        IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast() || v4.is_unspecified(),
+        IpAddr::V6(v6) => v6.is_multicast() || v6.is_unspecified(),
+    };
+    !bad && addr.port() != 0
+}

@@ -1,0 +1,340 @@
+//! Cutting a TCP byte stream into SIP messages.
+//!
+//! On a stream the only message boundary is Content-Length: RFC 3261 §18.3 makes
+//! it mandatory there and says a message without it, or with a bad one, ends the
+//! connection (nothing after it can be framed). Between messages a peer may send
+//! CRLF keep-alives (RFC 5626 §3.5.1): a double CRLF is a "ping" the proxy answers
+//! with a single CRLF "pong"; single CRLFs are pongs or padding and are skipped.
+//!
+//! The framer does not parse the message; it finds the end of the header block and
+//! the Content-Length value, and hands the whole message on as one `Bytes`.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Why a stream can no longer be framed; the connection should be closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FramingError {
+    #[error("no Content-Length on a stream transport (RFC 3261 §18.3)")]
+    MissingContentLength,
+    #[error("Content-Length is not a number")]
+    BadContentLength,
+    #[error("conflicting Content-Length values")]
+    ConflictingContentLength,
+    #[error("message larger than {limit} bytes")]
+    MessageTooLarge { limit: usize },
+}
+
+/// Incremental framer for one connection: `push` what was read, then call `next`
+/// until it returns `None`.
+#[derive(Debug)]
+pub struct StreamFramer {
+    buf: BytesMut,
+    max_message: usize,
+    /// Bytes of `buf` already searched for the end of the header block.
+    scanned: usize,
+    /// Consecutive CRLFs seen at a message boundary (two make a ping).
+    crlfs: usize,
+    pings: usize,
+    failed: Option<FramingError>,
+}
+
+impl Default for StreamFramer {
+    fn default() -> Self {
+        StreamFramer::new(65_535)
+    }
+}
+
+impl StreamFramer {
+    /// A framer refusing messages (headers + body) longer than `max_message`.
+    pub fn new(max_message: usize) -> Self {
+        StreamFramer {
+            buf: BytesMut::with_capacity(4096),
+            max_message,
+            scanned: 0,
+            crlfs: 0,
+            pings: 0,
+            failed: None,
+        }
+    }
+
+    /// Appends bytes read from the stream.
+    pub fn push(&mut self, data: &[u8]) {
+        if self.failed.is_none() {
+            self.buf.extend_from_slice(data);
+        }
+    }
+
+    /// Bytes waiting for the rest of a message.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// How many keep-alive pings arrived since the last call; the driver answers
+    /// each with `"\r\n"` (RFC 5626 §4.4.1).
+    pub fn take_pings(&mut self) -> usize {
+        std::mem::take(&mut self.pings)
+    }
+
+    /// The next whole message, `None` when more bytes are needed. After an error
+    /// every call returns the same error: the stream cannot be resynchronised.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Option<Result<Bytes, FramingError>> {
+        if let Some(e) = &self.failed {
+            return Some(Err(e.clone()));
+        }
+        match self.try_next() {
+            Ok(m) => m.map(Ok),
+            Err(e) => {
+                self.failed = Some(e.clone());
+                self.buf.clear();
+                Some(Err(e))
+            }
+        }
+    }
+
+    fn try_next(&mut self) -> Result<Option<Bytes>, FramingError> {
+        self.skip_keepalives();
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        let Some(head_len) = self.find_header_end() else {
+            if self.buf.len() > self.max_message {
+                return Err(FramingError::MessageTooLarge {
+                    limit: self.max_message,
+                });
+            }
+            return Ok(None);
+        };
+        let body_len = content_length(&self.buf[..head_len])?;
+        let total = head_len.saturating_add(body_len);
+        if total > self.max_message {
+            return Err(FramingError::MessageTooLarge {
+                limit: self.max_message,
+            });
+        }
+        if self.buf.len() < total {
+            return Ok(None);
+        }
+        self.scanned = 0;
+        Ok(Some(self.buf.split_to(total).freeze()))
+    }
+
+    /// Consumes CR/LF between messages, counting double-CRLF pings. A lone CR or
+    /// LF is tolerated as padding.
+    fn skip_keepalives(&mut self) {
+        while let Some(&b) = self.buf.first() {
+            match b {
+                b'\r' => {
+                    if self.buf.len() < 2 {
+                        return; // wait: CR alone may be half of a CRLF
+                    }
+                    if self.buf[1] == b'\n' {
+                        self.buf.advance(2);
+                        self.crlf_seen();
+                    } else {
+                        self.buf.advance(1);
+                    }
+                }
+                b'\n' => {
+                    self.buf.advance(1);
+                    self.crlf_seen();
+                }
+                _ => {
+                    self.crlfs = 0;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn crlf_seen(&mut self) {
+        self.crlfs += 1;
+        if self.crlfs == 2 {
+            self.pings += 1;
+            self.crlfs = 0;
+        }
+    }
+
+    /// Length of the header block including the empty line, resuming the search
+    /// where the previous call stopped.
+    fn find_header_end(&mut self) -> Option<usize> {
+        let b = &self.buf[..];
+        let start = self.scanned.saturating_sub(3);
+        for i in start..b.len() {
+            if b[i] == b'\n' {
+                if b[i..].starts_with(b"\n\r\n") {
+                    return Some(i + 3);
+                }
+                if b[i..].starts_with(b"\n\n") {
+                    return Some(i + 2);
+                }
+            }
+        }
+        self.scanned = b.len();
+        None
+    }
+}
+
+/// The Content-Length of a header block (long form or compact `l`, RFC 3261
+/// §7.3.3), every occurrence agreeing.
+fn content_length(head: &[u8]) -> Result<usize, FramingError> {
+    let mut found: Option<usize> = None;
+    // Skip the start line; header lines begin after a line feed.
+    for line in head.split(|&b| b == b'\n').skip(1) {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = trim(&line[..colon]);
+        if !(name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")) {
+            continue;
+        }
+        let value = trim(&line[colon + 1..]);
+        if value.is_empty() || value.len() > 10 || !value.iter().all(u8::is_ascii_digit) {
+            return Err(FramingError::BadContentLength);
+        }
+        let n: usize = std::str::from_utf8(value)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(FramingError::BadContentLength)?;
+        match found {
+            Some(prev) if prev != n => return Err(FramingError::ConflictingContentLength),
+            _ => found = Some(n),
+        }
+    }
+    found.ok_or(FramingError::MissingContentLength)
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let is_ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\r');
+    let start = b.iter().position(|c| !is_ws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !is_ws(c)).map_or(start, |e| e + 1);
+    &b[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOTIFY: &[u8] = b"NOTIFY sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bK1\r\nContent-Length: 5\r\n\r\nhello";
+
+    fn all(f: &mut StreamFramer) -> Vec<Result<Bytes, FramingError>> {
+        let mut v = Vec::new();
+        while let Some(m) = f.next() {
+            let stop = m.is_err();
+            v.push(m);
+            if stop {
+                break;
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn two_messages_in_one_read() {
+        let mut f = StreamFramer::default();
+        let mut data = NOTIFY.to_vec();
+        data.extend_from_slice(NOTIFY);
+        f.push(&data);
+        let got = all(&mut f);
+        assert_eq!(
+            got,
+            vec![
+                Ok(Bytes::from_static(NOTIFY)),
+                Ok(Bytes::from_static(NOTIFY))
+            ]
+        );
+        assert_eq!(f.buffered(), 0);
+    }
+
+    #[test]
+    fn message_split_at_every_byte() {
+        for cut in 0..NOTIFY.len() {
+            let mut f = StreamFramer::default();
+            f.push(&NOTIFY[..cut]);
+            assert_eq!(f.next(), None, "cut at {cut}");
+            f.push(&NOTIFY[cut..]);
+            assert_eq!(
+                f.next(),
+                Some(Ok(Bytes::from_static(NOTIFY))),
+                "cut at {cut}"
+            );
+            assert_eq!(f.next(), None);
+        }
+    }
+
+    #[test]
+    fn compact_content_length() {
+        let msg = b"MESSAGE sip:a@h SIP/2.0\r\nl:  3\r\n\r\nabc";
+        let mut f = StreamFramer::default();
+        f.push(msg);
+        assert_eq!(f.next(), Some(Ok(Bytes::from_static(msg))));
+    }
+
+    #[test]
+    fn keepalive_pings_are_counted_and_pongs_skipped() {
+        let mut f = StreamFramer::default();
+        f.push(b"\r\n\r\n");
+        assert_eq!(f.next(), None);
+        assert_eq!(f.take_pings(), 1);
+        f.push(b"\r\n"); // a pong
+        f.push(NOTIFY);
+        assert_eq!(f.next(), Some(Ok(Bytes::from_static(NOTIFY))));
+        assert_eq!(f.take_pings(), 0);
+        f.push(b"\r\n");
+        assert_eq!(f.next(), None);
+        f.push(b"\r\n");
+        assert_eq!(f.next(), None);
+        assert_eq!(f.take_pings(), 1, "a ping split over two reads");
+    }
+
+    #[test]
+    fn missing_content_length_fails_the_stream() {
+        let mut f = StreamFramer::default();
+        f.push(b"OPTIONS sip:a@h SIP/2.0\r\nVia: SIP/2.0/TCP h\r\n\r\n");
+        assert_eq!(f.next(), Some(Err(FramingError::MissingContentLength)));
+        f.push(NOTIFY);
+        assert_eq!(
+            f.next(),
+            Some(Err(FramingError::MissingContentLength)),
+            "stays failed"
+        );
+    }
+
+    #[test]
+    fn bad_and_conflicting_content_length() {
+        for (msg, err) in [
+            (
+                &b"A sip:a SIP/2.0\r\nContent-Length: -1\r\n\r\n"[..],
+                FramingError::BadContentLength,
+            ),
+            (
+                &b"A sip:a SIP/2.0\r\nContent-Length: 99999999999\r\n\r\n"[..],
+                FramingError::BadContentLength,
+            ),
+            (
+                &b"A sip:a SIP/2.0\r\nContent-Length: 1\r\nl: 2\r\n\r\nab"[..],
+                FramingError::ConflictingContentLength,
+            ),
+        ] {
+            let mut f = StreamFramer::default();
+            f.push(msg);
+            assert_eq!(f.next(), Some(Err(err)));
+        }
+    }
+
+    #[test]
+    fn oversize_header_block_and_body_are_refused() {
+        let mut f = StreamFramer::new(1024);
+        f.push(&[b'a'; 2000]);
+        assert_eq!(
+            f.next(),
+            Some(Err(FramingError::MessageTooLarge { limit: 1024 }))
+        );
+        let mut f = StreamFramer::new(1024);
+        f.push(b"A sip:a SIP/2.0\r\nContent-Length: 5000\r\n\r\n");
+        assert_eq!(
+            f.next(),
+            Some(Err(FramingError::MessageTooLarge { limit: 1024 }))
+        );
+    }
+}

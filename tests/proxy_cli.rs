@@ -1,0 +1,182 @@
+//! The `run` command line: effective configuration, refusals with their exit
+//! codes, `proxy.json`, and a clean exit on SIGTERM.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{Proxy, BIN};
+use presence_proxy::config::Config;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run presence-proxy")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn print_config_shows_the_file_with_flags_on_top() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.toml");
+    std::fs::write(&file, "[sip]\nmessage_block_status = 403\nlisten = [\"127.0.0.1:7000\"]\n[log]\nlevel = \"warn\"\n")
+        .unwrap();
+    let o = run(&[
+        "--config",
+        file.to_str().unwrap(),
+        "--listen",
+        "[::1]:5099",
+        "--listen",
+        "127.0.0.1:5099",
+        "--upstream",
+        "tcp:127.0.0.1:5071",
+        "--data",
+        "/tmp/somewhere",
+        "--http",
+        "127.0.0.1:8099",
+        "--trust-from",
+        "--print-config",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed =
+        Config::from_toml(&String::from_utf8(o.stdout).unwrap()).expect("printed config parses");
+    assert_eq!(
+        printed.sip.listen,
+        vec!["[::1]:5099", "127.0.0.1:5099"],
+        "--listen replaces the file's list"
+    );
+    assert_eq!(printed.sip.upstream, "tcp:127.0.0.1:5071");
+    assert_eq!(
+        printed.sip.message_block_status, 403,
+        "the file's value is kept"
+    );
+    assert!(printed.sip.trust_from);
+    assert_eq!(printed.store.data.to_str(), Some("/tmp/somewhere"));
+    assert_eq!(printed.web.listen, "127.0.0.1:8099");
+    assert_eq!(printed.log.level, "warn");
+}
+
+#[test]
+fn print_config_without_a_file_prints_the_defaults() {
+    let o = run(&["--print-config"]);
+    assert!(o.status.success());
+    let printed = Config::from_toml(&String::from_utf8(o.stdout).unwrap()).unwrap();
+    assert_eq!(printed, Config::default());
+    let o = run(&["run", "--print-config"]);
+    assert!(o.status.success(), "`run` is the same command");
+}
+
+#[test]
+fn invalid_file_is_refused_with_exit_3_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, key) in [
+        (
+            "[sip]\nmessage_block_status = 404\n",
+            "sip.message_block_status",
+        ),
+        ("[sip]\nupstream = \"ftp:127.0.0.1:1\"\n", "sip.upstream"),
+        ("[sip]\nlistn = []\n", "listn"),
+        ("[store]\ndata = 5\n", "data"),
+        ("[sip\n", "TOML"),
+    ] {
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, text).unwrap();
+        let o = run(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--data",
+            dir.path().join("d").to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(3), "{text}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(key) || (key == "TOML" && err.contains("line")),
+            "{text}: {err}"
+        );
+    }
+    let o = run(&["--config", "/nonexistent/p.toml"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("/nonexistent/p.toml"));
+}
+
+#[test]
+fn bad_flags_are_refused_with_exit_2_naming_the_flag() {
+    for (args, flag) in [
+        (&["--listen", "localhost:5060"][..], "--listen"),
+        (&["--upstream", "127.0.0.1"][..], "--upstream"),
+        (&["--http", "nope"][..], "--http"),
+        (&["--log-level", "info,,=["][..], "log.level"),
+        (&["--no-such-flag"][..], "--no-such-flag"),
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(flag), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn proxy_json_while_running_and_a_second_proxy_on_the_same_data_is_refused() {
+    let proxy = Proxy::start(&[
+        "--listen",
+        "127.0.0.1:22100",
+        "--upstream",
+        "udp:127.0.0.1:22101",
+    ]);
+    let json_path = proxy.data.path().join("proxy.json");
+    let text = std::fs::read_to_string(&json_path).expect("proxy.json written once ready");
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["pid"].as_u64(), Some(u64::from(proxy.pid())));
+    assert!(doc["http"]
+        .as_str()
+        .unwrap()
+        .parse::<std::net::SocketAddr>()
+        .is_ok());
+    assert_eq!(doc["admin_token"].as_str().unwrap().len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&json_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "proxy.json carries the admin token");
+    }
+
+    let o = run(&[
+        "--listen",
+        "127.0.0.1:22102",
+        "--upstream",
+        "udp:127.0.0.1:22101",
+        "--http",
+        "127.0.0.1:0",
+        "--data",
+        proxy.data.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+
+    let (status, data) = proxy.stop_keeping_data();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    assert!(
+        !data.path().join("proxy.json").exists(),
+        "proxy.json removed on clean shutdown"
+    );
+}
+
+#[test]
+fn listen_address_in_use_fails_with_a_message() {
+    let busy = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "--listen",
+        &addr,
+        "--http",
+        "127.0.0.1:0",
+        "--data",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&addr), "{}", stderr(&o));
+}
