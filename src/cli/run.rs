@@ -331,7 +331,10 @@ mod web {
             .await
             .with_context(|| format!("cannot listen on {} (web.listen)", config.web.listen))?;
         let addr = listener.local_addr()?;
-        let source = move |out: &mut String| engine.metrics().render(out);
+        let source = move |out: &mut String| {
+            engine.metrics().render(out);
+            engine.presence().render_metrics(out);
+        };
         let state =
             crate::web::AppState::new(store, config.web.clone()).with_metrics(Arc::new(source));
         let admin_token = state.admin_token().to_string();

@@ -10,6 +10,7 @@
 //! is always the caller's `now_ms`.
 
 pub mod coalesce;
+mod counters;
 pub mod cseq;
 pub mod dialogs;
 pub mod identity;
@@ -30,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use dashmap::DashMap;
 
+pub use self::counters::Counters;
 use self::dialogs::{Caps, DialogKey, DialogTable};
 use self::identity::{Flow, Identities, IdentitySource};
 use self::originate::Originated;
@@ -81,24 +83,6 @@ impl std::fmt::Debug for PresenceConfig {
             .field("caps", &self.caps)
             .finish_non_exhaustive()
     }
-}
-
-/// Counts of what enforcement did (exported with the engine's metrics).
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub notifies_rewritten: AtomicU64,
-    pub notifies_swallowed: AtomicU64,
-    pub notifies_coalesced: AtomicU64,
-    pub notifies_injected: AtomicU64,
-    pub retransmissions: AtomicU64,
-    pub transaction_timeouts: AtomicU64,
-    pub messages_refused: AtomicU64,
-    pub pending_recorded: AtomicU64,
-    pub giveups: AtomicU64,
-    pub contacts_learned: AtomicU64,
-    pub contacts_not_learned: AtomicU64,
-    pub pai_stripped: AtomicU64,
-    pub store_errors: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -232,6 +216,12 @@ impl Presence {
 
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Appends the enforcement counters and gauges in the Prometheus text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        self.counters
+            .render(out, self.dialogs.len(), self.dialogs.evicted());
     }
 
     /// Subscription dialogs tracked now.
