@@ -1,5 +1,6 @@
 //! Enforcement costs: the Offline rewrite of realistic PIDF+RPID bodies (1 KiB and
-//! 4 KiB, target under 5 µs each). NOTIFY-through-the-engine cases join this file
+//! 4 KiB, target under 5 µs each), an XPIDF body, and an RLMI bundle with some
+//! resources blocked. NOTIFY-through-the-engine cases join this file
 //! when the engine lands.
 //!
 //! `cargo bench --bench enforce`
@@ -113,6 +114,55 @@ fn document(size: usize) -> Vec<u8> {
     format!("{head}{tuples}{PERSON}{device}</presence>\n").into_bytes()
 }
 
+/// An XPIDF NOTIFY body as Asterisk sends it for a phone in use.
+const XPIDF: &str = r#"<?xml version="1.0" encoding="ISO-8859-1"?>
+<!DOCTYPE presence PUBLIC "-//IETF//DTD RFCxxxx XPIDF 1.0//EN" "xpidf.dtd">
+<presence>
+<presentity uri="sip:bob@example.com;method=SUBSCRIBE" />
+<atom id="bob">
+<address uri="sip:bob@192.0.2.7:5060;user=ip" priority="0.800000">
+<status status="inuse" />
+<msnsubstatus substatus="onthephone" />
+</address>
+</atom>
+</presence>
+"#;
+
+const RLMI_CT: &str = "multipart/related;type=\"application/rlmi+xml\";start=\"<root@x>\";boundary=\"50UBfW7LSCVLtggUPytvwPbsTd3pWb\"";
+
+/// An RFC 4662 bundle: the RLMI root and one 1 KiB PIDF+RPID part per resource.
+fn rlmi_bundle(resources: usize) -> Vec<u8> {
+    let dash = "--50UBfW7LSCVLtggUPytvwPbsTd3pWb";
+    let mut out = format!(
+        "{dash}\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <root@x>\r\n\
+         Content-Type: application/rlmi+xml;charset=\"UTF-8\"\r\n\r\n\
+         <?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n\
+         <list xmlns=\"urn:ietf:params:xml:ns:rlmi\" uri=\"sip:friends@example.com\" version=\"1\" fullState=\"true\">\r\n"
+    );
+    for i in 0..resources {
+        out.push_str(&format!(
+            "<resource uri=\"sip:u{i}@example.com\"><name>User {i}</name>\
+             <instance id=\"i{i}\" state=\"active\" cid=\"c{i}@x\"/></resource>\r\n"
+        ));
+    }
+    out.push_str("</list>\r\n");
+    let doc = String::from_utf8(document(1024)).expect("ASCII");
+    for i in 0..resources {
+        let part = doc.replace("sip:alice@example.com", &format!("sip:u{i}@example.com"));
+        out.push_str(&format!(
+            "{dash}\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <c{i}@x>\r\n\
+             Content-Type: application/pidf+xml;charset=\"UTF-8\"\r\n\r\n{part}\r\n"
+        ));
+    }
+    out.push_str(dash);
+    out.push_str("--\r\n");
+    out.into_bytes()
+}
+
+fn count(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
 fn offline_rewrite<M: Measurement>(c: &mut Criterion<M>, group_name: &str) {
     let mut group = c.benchmark_group(group_name);
     for (name, size) in [("pidf_rpid_1KiB", 1024), ("pidf_rpid_4KiB", 4096)] {
@@ -125,6 +175,23 @@ fn offline_rewrite<M: Measurement>(c: &mut Criterion<M>, group_name: &str) {
             b.iter(|| pidf::offline(black_box(PIDF_CONTENT_TYPE), black_box(body), None))
         });
     }
+    let xpidf = XPIDF.as_bytes();
+    group.throughput(Throughput::Bytes(xpidf.len() as u64));
+    group.bench_function("xpidf", |b| {
+        b.iter(|| pidf::offline(black_box(pidf::XPIDF_CONTENT_TYPE), black_box(xpidf), None))
+    });
+    let bundle = rlmi_bundle(8);
+    let blocked = |uri: &str| uri.ends_with("3@example.com") || uri.ends_with("6@example.com");
+    let out = pidf::rewrite_rlmi(RLMI_CT.as_bytes(), &bundle, &blocked).expect("bundle rewrites");
+    assert_eq!(
+        count(&out.body, b"<basic>closed</basic>"),
+        2,
+        "two resources rewritten"
+    );
+    group.throughput(Throughput::Bytes(bundle.len() as u64));
+    group.bench_function("rlmi_8_resources_2_blocked", |b| {
+        b.iter(|| pidf::rewrite_rlmi(black_box(RLMI_CT.as_bytes()), black_box(&bundle), &blocked))
+    });
     group.throughput(Throughput::Elements(1));
     group.bench_function("offline_document", |b| {
         b.iter(|| pidf::offline_document(black_box("sip:alice@example.com")))

@@ -149,6 +149,9 @@ fn user_options_in_chromium() {
     assert_eq!(active_element_name(&b), "Save Defaults");
     b.press(&["\u{E004}"], false);
     assert_eq!(active_element_name(&b), "Add User");
+    // Enter on the Add User icon puts the cursor in the User ID field.
+    b.press(&["\u{E007}"], false);
+    assert_eq!(b.script("return document.activeElement.id;"), "userid");
     b.press(&["2", "\u{E004}"], true);
     assert_eq!(active_element_name(&b), "Save Defaults");
     assert_eq!(

@@ -1449,3 +1449,52 @@ fn page_forms_show_refusals_next_to_the_field() {
         Some(Action::Block)
     );
 }
+
+#[test]
+fn shutdown_ends_open_event_streams() {
+    let s = start(WebConfig::default());
+    // No client timeout: only the server can end this stream.
+    let c = Client::builder().cookie_store(true).build().unwrap();
+    let r = c
+        .post(s.url("/api/v1/session"))
+        .json(&json!({"username": ALICE, "password": PASSWORD}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut stream = c.get(s.url("/api/v1/me/pending/events")).send().unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let reader = std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = stream.read_to_end(&mut sink);
+    });
+    assert!(
+        s.stop_within(Duration::from_secs(5)),
+        "serve did not return while a page listened to events"
+    );
+    reader.join().unwrap();
+}
+
+#[test]
+fn cookies_are_secure_when_served_over_tls() {
+    let s = start(WebConfig {
+        cookie_secure: true,
+        ..WebConfig::default()
+    });
+    let r = client()
+        .post(s.url("/api/v1/session"))
+        .json(&json!({"username": ALICE, "password": PASSWORD}))
+        .send()
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let plain = start(WebConfig::default());
+    let r = client()
+        .post(plain.url("/api/v1/session"))
+        .json(&json!({"username": ALICE, "password": PASSWORD}))
+        .send()
+        .unwrap();
+    assert!(!r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Secure"));
+}

@@ -115,38 +115,39 @@ pub fn decide(org: &Org, owner_policy: Option<&UserPolicy>, owner: &Aor, watcher
     {
         return Verdict::new(Decision::Block, Rule::AdminBlockedDomain);
     }
-    let fallback;
-    let policy = match owner_policy {
-        Some(p) => p,
-        None => {
-            fallback = UserPolicy::new(owner.clone());
-            &fallback
+    // An owner without a policy of their own has the product defaults
+    // (`UserPolicy::new`): no exceptions, no contacts, the `default` class. Read
+    // them without building one: this runs for every NOTIFY.
+    let auto = org.class_auto_authorize(owner_policy.map_or("default", |p| p.class.as_str()));
+    let (default_internal, default_external) = match owner_policy {
+        Some(policy) => {
+            if let Some(a) = policy.user_exception(watcher) {
+                return Verdict::new(from_action(a), Rule::UserException);
+            }
+            if policy.has_contact(watcher) {
+                let d = if auto {
+                    Decision::Allow
+                } else {
+                    Decision::Pending
+                };
+                return Verdict::new(d, Rule::Contact);
+            }
+            if let Some(a) = policy.domain_exception(watcher.domain()) {
+                return Verdict::new(from_action(a), Rule::DomainException);
+            }
+            (policy.default_internal, policy.default_external)
         }
+        None => (DefaultInternal::default(), DefaultExternal::default()),
     };
-    let auto = org.class(&policy.class).auto_authorize;
-    if let Some(a) = policy.user_exception(watcher) {
-        return Verdict::new(from_action(a), Rule::UserException);
-    }
-    if policy.has_contact(watcher) {
-        let d = if auto {
-            Decision::Allow
-        } else {
-            Decision::Pending
-        };
-        return Verdict::new(d, Rule::Contact);
-    }
-    if let Some(a) = policy.domain_exception(watcher.domain()) {
-        return Verdict::new(from_action(a), Rule::DomainException);
-    }
     if org.is_internal(watcher) {
-        let d = match (policy.default_internal, auto) {
+        let d = match (default_internal, auto) {
             (DefaultInternal::Allow, true) => Decision::Allow,
             (DefaultInternal::Allow, false) => Decision::Pending,
             (DefaultInternal::Block, _) => Decision::Block,
         };
         Verdict::new(d, Rule::DefaultInternal)
     } else {
-        let d = match policy.default_external {
+        let d = match default_external {
             DefaultExternal::Block => Decision::Block,
             DefaultExternal::Ask => Decision::Pending,
         };

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use dashmap::DashMap;
 
 use super::Account;
-use crate::policy::{Aor, Org, PendingRequest, UserPolicy};
+use crate::policy::{decide, Aor, Org, PendingRequest, UserPolicy, Verdict};
 
 /// Everything a write changes, decided before anything is written: the same set is
 /// written to sled in one transaction and then applied here.
@@ -52,6 +52,16 @@ impl Cache {
 
     pub fn user(&self, aor: &Aor) -> Option<Arc<UserPolicy>> {
         self.users.get(aor).map(|u| u.value().clone())
+    }
+
+    /// The decision from the cache. The user's shard is read-locked only while the
+    /// pure [`decide`] runs; no other map is touched meanwhile.
+    pub fn decide(&self, owner: &Aor, watcher: &Aor) -> Verdict {
+        let org = self.org();
+        match self.users.get(owner) {
+            Some(policy) => decide(&org, Some(policy.value()), owner, watcher),
+            None => decide(&org, None, owner, watcher),
+        }
     }
 
     pub fn users(&self) -> Vec<Arc<UserPolicy>> {

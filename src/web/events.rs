@@ -42,6 +42,7 @@ struct Cursor {
     info: SessionInfo,
     rx: tokio::sync::broadcast::Receiver<StoreEvent>,
     tick: tokio::time::Interval,
+    stopping: tokio::sync::watch::Receiver<bool>,
     done: bool,
 }
 
@@ -49,11 +50,13 @@ fn stream_for(st: AppState, info: SessionInfo) -> impl Stream<Item = Result<Even
     let rx = st.store.subscribe();
     let mut tick = tokio::time::interval(SESSION_CHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stopping = st.stopping.clone();
     let cursor = Cursor {
         st,
         info,
         rx,
         tick,
+        stopping,
         done: false,
     };
     stream::unfold(cursor, |mut c| async move {
@@ -61,7 +64,15 @@ fn stream_for(st: AppState, info: SessionInfo) -> impl Stream<Item = Result<Even
             return None;
         }
         loop {
+            if *c.stopping.borrow() {
+                return None;
+            }
             tokio::select! {
+                changed = c.stopping.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
                 ev = c.rx.recv() => match ev {
                     Ok(StoreEvent::Pending(req)) if req.owner == c.info.aor => {
                         let data = serde_json::to_string(&req).unwrap_or_default();

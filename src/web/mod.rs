@@ -5,6 +5,18 @@
 //! `[web]` config (add the engine's counters with [`AppState::with_metrics`]),
 //! then either [`serve`] it on a bound listener or mount [`router`] yourself.
 //! The admin token the command line needs is [`AppState::admin_token`].
+//!
+//! | who | routes |
+//! |---|---|
+//! | browser | `/signin`, `/signout`, `/privacy` (+ `/defaults`, `/users`, `/domains`, `/delete`), `/contacts` (+ `/add`, `/delete`), `/preferences`, `/pending`, `/assets/*` |
+//! | owner (session cookie; `X-CSRF-Token` on writes) | `POST/DELETE /api/v1/session`, `GET /api/v1/me/policy`, `PUT /api/v1/me/defaults`, `POST /api/v1/me/exceptions`, `DELETE /api/v1/me/exceptions/{kind}/{value}`, `GET/POST /api/v1/me/contacts`, `DELETE /api/v1/me/contacts/{aor}`, `PUT /api/v1/me/preferences`, `GET /api/v1/me/pending`, `POST /api/v1/me/pending/answers`, `GET /api/v1/me/pending/events` (SSE) |
+//! | admin (`Authorization: Bearer`) | `POST /api/v1/admin/changes`, `GET /api/v1/admin/explain`, `GET/PUT /api/v1/admin/policy`, `GET/PUT /api/v1/admin/org`, `GET/POST /api/v1/admin/users`, `PUT/DELETE /api/v1/admin/users/{aor}` |
+//! | operator | `GET /metrics`, `GET /healthz` |
+//!
+//! Errors are `{"error", "field"}` (plus `errors: [{path, message}]` for
+//! validation): 400 malformed, 401 no session or token, 403 wrong CSRF token or
+//! admin token, 404 not found, 409 duplicate, 415 not JSON, 422 refused by
+//! validation, 429 sign-in locked. A refused call changes nothing.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -49,12 +61,17 @@ pub struct AppState {
     limiter: Arc<limiter::SignInLimiter>,
     pub metrics: Arc<WebMetrics>,
     extra_metrics: Option<Arc<dyn MetricsSource>>,
+    /// Turns true when [`serve`] is asked to stop, so the endless event streams
+    /// end and graceful shutdown does not wait on open pages.
+    stopping: tokio::sync::watch::Receiver<bool>,
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
     /// The admin token is `config.admin_token`, or a fresh random one when unset
     /// (ADMIN_API: the proxy writes it to `proxy.json` for the command line).
     pub fn new(store: Arc<dyn Store>, config: WebConfig) -> Self {
+        let (stop, stopping) = tokio::sync::watch::channel(false);
         let admin_token: Arc<str> = match &config.admin_token {
             Some(t) if !t.is_empty() => Arc::from(t.as_str()),
             _ => Arc::from(session::random_token().as_str()),
@@ -72,6 +89,8 @@ impl AppState {
             admin_token,
             metrics: Arc::new(WebMetrics::default()),
             extra_metrics: None,
+            stopping,
+            stop: Arc::new(stop),
         }
     }
 
@@ -333,6 +352,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "User Options and API listening");
+    let stop = Arc::clone(&state.stop);
+    let shutdown = async move {
+        shutdown.await;
+        stop.send_replace(true);
+    };
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),

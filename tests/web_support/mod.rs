@@ -52,6 +52,22 @@ impl Server {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
+
+    /// Asks the server to stop and waits (at most `limit`) for `serve` to return.
+    pub fn stop_within(mut self, limit: std::time::Duration) -> bool {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let deadline = std::time::Instant::now() + limit;
+        let t = self.thread.take().expect("server thread");
+        while !t.is_finished() {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        t.join().is_ok()
+    }
 }
 
 impl Drop for Server {

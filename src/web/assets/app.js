@@ -14,6 +14,17 @@ document.addEventListener("keydown", function (e) {
   }
 });
 
+// An icon that names a field (Add User, Add New ...) puts the cursor in it.
+document.addEventListener("click", function (e) {
+  var link = e.target.closest ? e.target.closest("a.icon[href^='#']") : null;
+  if (!link) return;
+  var field = document.getElementById(link.getAttribute("href").slice(1));
+  if (field) {
+    e.preventDefault();
+    field.focus();
+  }
+});
+
 // After the idle timeout the server has ended the session; reloading shows the
 // sign-in form with the reason.
 (function () {

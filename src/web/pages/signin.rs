@@ -65,8 +65,7 @@ fn render(
                         }
                     }
                     p.hint { "You are signed out automatically after "
-                        (st.config.idle_timeout_s / 60) " minutes without activity"
-                        @if st.config.idle_timeout_s % 60 != 0 { " (" (st.config.idle_timeout_s) " s)" } "." }
+                        (human_duration(st.config.idle_timeout_s)) " without activity." }
                 }
             }
         }
