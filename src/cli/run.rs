@@ -350,7 +350,10 @@ mod web {
             .with_context(|| format!("cannot listen on {} (web.listen)", config.web.listen))?;
         let addr = listener.local_addr()?;
         let state = crate::web::AppState::new(store, config.web.clone()).with_metrics(Arc::new(
-            move |out: &mut String| engine.metrics().render(out),
+            move |out: &mut String| {
+                engine.metrics().render(out);
+                engine.presence().render_metrics(out);
+            },
         ));
         let admin_token = state.admin_token().to_string();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
