@@ -7,6 +7,8 @@
 //! Measured in thread CPU time (`CLOCK_THREAD_CPUTIME_ID`), not wall time: the
 //! project's machines are small and shared, and wall time counts every moment the
 //! thread sat descheduled behind other work. `SIP_BENCH_WALL=1` measures wall time.
+//! `SIP_BENCH_MIN=1` first prints the fastest of 200 batches of 1000 iterations per
+//! case, an estimate of the uncontended cost that noise can only make larger.
 
 use std::time::Duration;
 
@@ -158,7 +160,47 @@ fn bench<M: Measurement>(c: &mut Criterion<M>) {
     g.finish();
 }
 
+/// Fastest batch of 1000 iterations out of 200, per case, in ns per iteration.
+fn min_of_batches(cases: &[(&str, Bytes, bool)], limits: &Limits) {
+    for (name, data, is_request) in cases {
+        for edits in [false, true] {
+            let mut best = f64::MAX;
+            for _ in 0..200 {
+                let t = std::time::Instant::now();
+                for _ in 0..1000 {
+                    if !edits {
+                        black_box(
+                            parse(black_box(data.clone()), limits)
+                                .map(|m| m.headers().len())
+                                .ok(),
+                        );
+                    } else if *is_request {
+                        black_box(forward_request(black_box(data), limits));
+                    } else {
+                        black_box(forward_response(black_box(data), limits));
+                    }
+                }
+                best = best.min(t.elapsed().as_nanos() as f64 / 1000.0);
+            }
+            let what = if edits {
+                "parse_and_forward_edits"
+            } else {
+                "parse"
+            };
+            println!("min-of-batches sip/{what}/{name}: {best:.0} ns");
+        }
+    }
+}
+
 fn benches() {
+    if std::env::var_os("SIP_BENCH_MIN").is_some() {
+        let cases = [
+            ("subscribe", Bytes::from_static(SUBSCRIBE), true),
+            ("notify_pidf_1k", notify(), true),
+            ("200_ok", Bytes::from_static(OK_200), false),
+        ];
+        min_of_batches(&cases, &Limits::default());
+    }
     if std::env::var_os("SIP_BENCH_WALL").is_some() {
         let mut c = Criterion::default().configure_from_args();
         bench(&mut c);

@@ -99,6 +99,21 @@ impl<'m> Editor<'m> {
         (s as u32, self.buf.len() as u32)
     }
 
+    /// Appends `prefix value suffix` for a header line or start-line element: a CR
+    /// or LF inside `value` becomes a space, so no caller can split a line and
+    /// inject a header.
+    fn stash_line(&mut self, prefix: &[u8], value: &[u8], suffix: &[u8]) -> (u32, u32) {
+        let s = self.buf.len();
+        self.buf.extend_from_slice(prefix);
+        self.buf.extend(
+            value
+                .iter()
+                .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        );
+        self.buf.extend_from_slice(suffix);
+        (s as u32, self.buf.len() as u32)
+    }
+
     fn stash(&mut self, parts: &[&[u8]]) -> (u32, u32) {
         let s = self.buf.len();
         for p in parts {
@@ -161,7 +176,7 @@ impl<'m> Editor<'m> {
             .first_line_start(HeaderKind::Via)
             .unwrap_or(self.msg.start_line_end);
         let eol = self.msg.eol();
-        let ins = self.stash(&[b"Via: ", value, eol]);
+        let ins = self.stash_line(b"Via: ", value, eol);
         self.add(at, at, ins, Key::None, true);
         self
     }
@@ -211,7 +226,7 @@ impl<'m> Editor<'m> {
             out.extend_from_slice(p.as_bytes());
         }
         let base = h.value_start;
-        let ins = self.stash(&[&out]);
+        let ins = self.stash_line(b"", &out, b"");
         self.add(
             base + s as u32,
             base + e as u32,
@@ -271,7 +286,7 @@ impl<'m> Editor<'m> {
             .first_line_start(HeaderKind::RecordRoute)
             .unwrap_or(self.msg.headers_end);
         let eol = self.msg.eol();
-        let ins = self.stash(&[b"Record-Route: ", value, eol]);
+        let ins = self.stash_line(b"Record-Route: ", value, eol);
         self.add(at, at, ins, Key::None, true);
         self
     }
@@ -300,7 +315,7 @@ impl<'m> Editor<'m> {
             uri_start, uri_end, ..
         } = self.msg.start
         {
-            let ins = self.stash(&[uri]);
+            let ins = self.stash_line(b"", uri, b"");
             self.add(uri_start, uri_end, ins, Key::RequestUri, false);
         }
         self
@@ -317,13 +332,16 @@ impl<'m> Editor<'m> {
         match first {
             Some((s, e, line_start)) => {
                 let idx = self.line_index(line_start);
-                let ins = self.stash(&[value]);
+                let ins = self.stash_line(b"", value, b"");
                 self.add(s, e, ins, Key::Line(idx), false);
             }
             None => {
                 let at = self.msg.headers_end;
                 let eol = self.msg.eol();
-                let ins = self.stash(&[name.as_bytes(), b": ", value, eol]);
+                let start = self.buf.len();
+                self.stash_line(b"", name.as_bytes(), b"");
+                let (_, end) = self.stash_line(b": ", value, eol);
+                let ins = (start as u32, end);
                 self.add(at, at, ins, Key::Append(name.to_ascii_lowercase()), false);
             }
         }
@@ -578,6 +596,17 @@ Record-Route: <sip:127.0.0.1:5060;lr>\r\n\r\n";
         let out = m.edit().set_max_forwards(70).finish();
         assert!(text(&out).ends_with("l: 0\r\nMax-Forwards: 70\r\n\r\n"));
         assert_eq!(p(&out).max_forwards(), Some(70));
+    }
+
+    #[test]
+    fn values_cannot_inject_lines() {
+        let m = p(REQ);
+        let out = m.edit().set_header("X-New", b"a\r\nEvil: 1").finish();
+        let e = p(&out);
+        assert_eq!(e.header("Evil"), None);
+        assert_eq!(e.header("X-New"), Some(&b"a  Evil: 1"[..]));
+        let out = m.edit().push_via(b"SIP/2.0/UDP h\r\nEvil: 2").finish();
+        assert!(!text(&out).contains("\nEvil"));
     }
 
     #[test]

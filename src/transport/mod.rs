@@ -131,7 +131,10 @@ impl Driver {
             udp: udp_sockets.clone(),
             conns: DashMap::new(),
             by_remote: DashMap::new(),
-            next_conn: AtomicU64::new(1),
+            // Connection ids travel in our Via (`engine::routing::CONN_PARAM`); a
+            // random start keeps a response that outlived a restart from
+            // matching a new connection.
+            next_conn: AtomicU64::new(rand::random::<u64>() >> 16),
             shutdown,
         });
         let mut tasks = JoinSet::new();
