@@ -119,6 +119,8 @@ impl Key {
 pub struct LiveReport {
     /// Captured messages sent to the proxy.
     pub sent: u64,
+    /// Sends the offline run predicted.
+    pub predicted: u64,
     /// Predicted sends that the proxy made.
     pub agreed: u64,
     /// Predicted but never seen: (captured packet number, what).
@@ -213,6 +215,7 @@ pub fn run_live<H: Handler, W: Write>(
         }
         if let Some(_line) = offline.step(&m, output)? {
             for t in offline.sent() {
+                report.predicted += 1;
                 let key = Key::of(side_of(t, sides), &t.data);
                 if let Some(n) = seen.get_mut(&key).filter(|n| **n > 0) {
                     *n -= 1;
@@ -556,7 +559,7 @@ mod tests {
         assert!(report.agrees(), "{report:#?}");
         // 36 messages, two MESSAGE responses from Kamailio never forwarded
         // (carol's was answered 480 by the fake; its 404 has no Via of ours).
-        assert_eq!(report.agreed, 35);
+        assert_eq!((report.predicted, report.agreed), (35, 35));
     }
 
     #[test]

@@ -26,6 +26,20 @@ pub trait Handler {
     fn handle_timeout(&mut self, _now_ms: u64, _out: &mut Vec<Transmit>) {}
 }
 
+impl Handler for crate::engine::Engine {
+    fn handle(&mut self, now_ms: u64, received: Received, out: &mut Vec<Transmit>) -> Outcome {
+        crate::engine::Engine::handle(self, now_ms, received, out)
+    }
+
+    fn poll_timeout(&self) -> Option<u64> {
+        crate::engine::Engine::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now_ms: u64, out: &mut Vec<Transmit>) {
+        crate::engine::Engine::handle_timeout(self, now_ms, out)
+    }
+}
+
 /// Why a replay stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
