@@ -138,6 +138,8 @@ impl LiveReport {
 }
 
 struct Sockets {
+    /// The clock of the Via memory.
+    started: Instant,
     upstream: UdpSocket,
     phones: HashMap<SocketAddr, UdpSocket>,
     /// Captured `ip:port` text -> local `ip:port` text.
@@ -158,6 +160,7 @@ pub fn run_live<H: Handler, W: Write>(
     }
     let upstream = bind(opts.upstream_bind, "the upstream")?;
     let mut sockets = Sockets {
+        started: Instant::now(),
         upstream,
         phones: HashMap::new(),
         rewrites: Vec::new(),
@@ -227,7 +230,7 @@ pub fn run_live<H: Handler, W: Write>(
             }
         }
         let data = rewrite(&m.data, &sockets.rewrites);
-        live_vias.received(&data);
+        live_vias.received(&data, sockets.started.elapsed().as_millis() as u64);
         let data = live_vias.restore(&data, opts.target, m.transport);
         let socket = match role {
             Role::FromUpstream => &sockets.upstream,
@@ -294,7 +297,7 @@ fn receive(
             if !framing::looks_like_sip(data) {
                 continue;
             }
-            vias.sent(data);
+            vias.sent(data, sockets.started.elapsed().as_millis() as u64);
             let key = Key::of(side, data);
             match expected.get_mut(&key) {
                 Some(v) if !v.is_empty() => {

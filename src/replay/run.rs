@@ -209,7 +209,7 @@ impl<'a, H: Handler> Offline<'a, H> {
             Role::FromPhone | Role::FromUpstream => {}
         }
         let local = self.local_for(m);
-        self.vias.received(&m.data);
+        self.vias.received(&m.data, m.time_ms());
         let received = Received {
             data: self.vias.restore(&m.data, local, m.transport),
             source: m.src,
@@ -220,7 +220,7 @@ impl<'a, H: Handler> Offline<'a, H> {
         let outcome = self.handler.handle(m.time_ms(), received, &mut self.out);
         let line = ReportLine::new(m, &outcome);
         for t in &self.out {
-            self.vias.sent(&t.data);
+            self.vias.sent(&t.data, m.time_ms());
             output.write(m, local, t)?;
             self.run.transmits += 1;
         }
@@ -259,7 +259,7 @@ impl<'a, H: Handler> Offline<'a, H> {
             self.handler.handle_timeout(due, &mut self.out);
             let local = self.local_for(m);
             for t in &self.out {
-                self.vias.sent(&t.data);
+                self.vias.sent(&t.data, due);
                 output.write(m, local, t)?;
                 self.run.transmits += 1;
             }
