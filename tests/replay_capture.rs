@@ -116,18 +116,18 @@ fn summary(msgs: &[CapturedMessage]) -> Vec<String> {
 }
 
 #[test]
-fn recorded_udp_and_tcp_flows_carry_the_same_36_messages() {
+fn recorded_udp_and_tcp_flows_carry_the_same_38_messages() {
     let udp = pcaps("presence-udp.pcap");
     let tcp = pcaps("presence-tcp.pcapng");
-    assert_eq!(udp.len(), 36);
+    assert_eq!(udp.len(), 38);
     assert_eq!(summary(&udp), summary(&tcp));
     assert!(tcp
         .iter()
         .all(|m| m.transport == Transport::Tcp && m.conn.is_some()));
-    // tshark: frame 1 at 1795311288.087856, and in the pcapng (if_tsresol 9)
-    // frame 4 at 1795311296.060089926.
-    assert_eq!((udp[0].packet, udp[0].time_us), (1, 1_795_311_288_087_856));
-    assert_eq!((tcp[0].packet, tcp[0].time_us), (4, 1_795_311_296_060_089));
+    // tshark: frame 1 at 1795316156.759420, and in the pcapng (if_tsresol 9)
+    // frame 4 at 1795316161.879095688.
+    assert_eq!((udp[0].packet, udp[0].time_us), (1, 1_795_316_156_759_420));
+    assert_eq!((tcp[0].packet, tcp[0].time_us), (4, 1_795_316_161_879_095));
     // Every phone's REGISTER and SUBSCRIBE travel on one TCP connection.
     let bob: Vec<_> = tcp
         .iter()

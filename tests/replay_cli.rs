@@ -29,7 +29,7 @@ fn a_truncated_capture_fails_with_the_byte_offset_and_packet() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(
-        e.contains("truncated at byte") && e.contains("packet 36"),
+        e.contains("truncated at byte") && e.contains("packet 38"),
         "{e}"
     );
 }

@@ -107,7 +107,7 @@ fn live_replay_against_a_running_proxy_agrees_with_offline() {
     );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(live_report).unwrap()).unwrap();
-    assert_eq!(report["sent"], 36);
+    assert_eq!(report["sent"], 38);
     assert_eq!(report["missing"].as_array().unwrap().len(), 0);
     assert_eq!(report["unexpected"].as_array().unwrap().len(), 0);
     assert!(report["predicted"].as_u64().unwrap() >= 30, "{report}");

@@ -362,12 +362,12 @@ mod tests {
                 &mut |_, line, _| lines.push(line.clone()),
             )
             .unwrap();
-        assert_eq!(run.summary.messages, 36);
+        assert_eq!(run.summary.messages, 38);
         // Every response from Kamailio answers a request the fake forwarded.
         assert_eq!(run.summary.by_action.get("dropped"), None, "{lines:?}");
-        assert_eq!(run.vias_restored, 18);
+        assert_eq!(run.vias_restored, 19);
         let text = String::from_utf8(report.unwrap().finish().unwrap()).unwrap();
-        assert_eq!(text.lines().count(), 36);
+        assert_eq!(text.lines().count(), 38);
         assert!(text
             .lines()
             .next()
@@ -381,6 +381,6 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, run.transmits);
-        assert_eq!(handler.seen_from_upstream, 18);
+        assert_eq!(handler.seen_from_upstream, 19);
     }
 }
