@@ -65,7 +65,8 @@ sed -e "s#@DB@#$W/data/kam/db#" -e "s#127.0.0.1:5060#127.0.0.1:$KPORT#g" \
 PID=""
 cleanup() { if [ -n "$PID" ] && kill -0 "$PID" 2> /dev/null; then kill "$PID"; wait "$PID" 2> /dev/null; fi; PID=""; }
 trap cleanup EXIT
-port_up() { ss -Hln "sport = :$1" | grep -q .; }
+# A UDP and a TCP socket bound to the port (`ss` needs sock_diag, missing on some VMs).
+port_up() { local h; h=$(printf ':%04X ' "$1"); grep -q "$h" /proc/net/udp && grep -q "$h" /proc/net/tcp; }
 
 start() {   # start KIND → PID, TARGET
   case "$1" in
