@@ -49,7 +49,8 @@ cargo build --release --bin presence-proxy -q || exit 1
 LG=$(cargo build --release --bench loadgen --message-format=json 2> /dev/null \
   | grep -o '"executable":"[^"]*loadgen[^"]*"' | cut -d'"' -f4 | tail -1)
 [ -x "$LG" ] || { echo "loadgen did not build" >&2; exit 1; }
-PP=$ROOT/target/release/presence-proxy
+# PP_BIN: measure another build of presence-proxy (e.g. a branch not merged yet).
+PP=${PP_BIN:-$ROOT/target/release/presence-proxy}
 "$LG" selftest > /dev/null || { echo "loadgen selftest failed" >&2; exit 1; }
 
 log "generating data (100 000 users)"
@@ -147,5 +148,6 @@ fi
 
 log "results: $OUT"
 echo "machine: $(nproc) vCPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(uname -r); load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "command: benches/e2e.sh $([ $QUICK = 1 ] && echo --quick) (rounds $ROUNDS, $SECS s per run)"
+echo "command: benches/e2e.sh $([ $QUICK = 1 ] && echo --quick) (rounds $ROUNDS, $SECS s per run); presence-proxy: $PP"
+echo "kamailio: $(kamailio -v 2> /dev/null | head -1)"
 "$LG" table "$OUT"
