@@ -44,7 +44,7 @@ if ! command -v kamailio > /dev/null; then
 fi
 [ -r "$KIT/bench-proxy.cfg" ] || { echo "missing $KIT/bench-proxy.cfg" >&2; exit 1; }
 log "building (release)"
-cargo build --release --bin presence-proxy -q || exit 1
+[ -n "${PP_BIN:-}" ] || cargo build --release --bin presence-proxy -q || exit 1
 # `cargo build --release` rather than `cargo bench --no-run`: same profile as the binary, one build.
 LG=$(cargo build --release --bench loadgen --message-format=json 2> /dev/null \
   | grep -o '"executable":"[^"]*loadgen[^"]*"' | cut -d'"' -f4 | tail -1)
