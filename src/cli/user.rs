@@ -103,8 +103,7 @@ fn aor_arg(s: &str) -> Result<Aor, Failure> {
 }
 
 fn run(args: UserArgs) -> Result<(), Failure> {
-    let data =
-        super::data_dir(args.data, args.config.as_deref()).map_err(|e| Failure::Refused(e))?;
+    let data = super::data_dir(args.data, args.config.as_deref()).map_err(Failure::Refused)?;
     // Arguments and the password are read before the store is touched.
     let op = match args.command {
         UserCommand::Add {
