@@ -1,5 +1,6 @@
 //! Enforcement costs: the Offline rewrite of realistic PIDF+RPID bodies (1 KiB and
-//! 4 KiB, target under 5 µs each). NOTIFY-through-the-engine cases join this file
+//! 4 KiB, target under 5 µs each), an XPIDF body, and an RLMI bundle with some
+//! resources blocked. NOTIFY-through-the-engine cases join this file
 //! when the engine lands.
 //!
 //! `cargo bench --bench enforce`
@@ -113,6 +114,55 @@ fn document(size: usize) -> Vec<u8> {
     format!("{head}{tuples}{PERSON}{device}</presence>\n").into_bytes()
 }
 
+/// An XPIDF NOTIFY body as Asterisk sends it for a phone in use.
+const XPIDF: &str = r#"<?xml version="1.0" encoding="ISO-8859-1"?>
+<!DOCTYPE presence PUBLIC "-//IETF//DTD RFCxxxx XPIDF 1.0//EN" "xpidf.dtd">
+<presence>
+<presentity uri="sip:bob@example.com;method=SUBSCRIBE" />
+<atom id="bob">
+<address uri="sip:bob@192.0.2.7:5060;user=ip" priority="0.800000">
+<status status="inuse" />
+<msnsubstatus substatus="onthephone" />
+</address>
+</atom>
+</presence>
+"#;
+
+const RLMI_CT: &str = "multipart/related;type=\"application/rlmi+xml\";start=\"<root@x>\";boundary=\"50UBfW7LSCVLtggUPytvwPbsTd3pWb\"";
+
+/// An RFC 4662 bundle: the RLMI root and one 1 KiB PIDF+RPID part per resource.
+fn rlmi_bundle(resources: usize) -> Vec<u8> {
+    let dash = "--50UBfW7LSCVLtggUPytvwPbsTd3pWb";
+    let mut out = format!(
+        "{dash}\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <root@x>\r\n\
+         Content-Type: application/rlmi+xml;charset=\"UTF-8\"\r\n\r\n\
+         <?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n\
+         <list xmlns=\"urn:ietf:params:xml:ns:rlmi\" uri=\"sip:friends@example.com\" version=\"1\" fullState=\"true\">\r\n"
+    );
+    for i in 0..resources {
+        out.push_str(&format!(
+            "<resource uri=\"sip:u{i}@example.com\"><name>User {i}</name>\
+             <instance id=\"i{i}\" state=\"active\" cid=\"c{i}@x\"/></resource>\r\n"
+        ));
+    }
+    out.push_str("</list>\r\n");
+    let doc = String::from_utf8(document(1024)).expect("ASCII");
+    for i in 0..resources {
+        let part = doc.replace("sip:alice@example.com", &format!("sip:u{i}@example.com"));
+        out.push_str(&format!(
+            "{dash}\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <c{i}@x>\r\n\
+             Content-Type: application/pidf+xml;charset=\"UTF-8\"\r\n\r\n{part}\r\n"
+        ));
+    }
+    out.push_str(dash);
+    out.push_str("--\r\n");
+    out.into_bytes()
+}
+
+fn count(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
 fn offline_rewrite<M: Measurement>(c: &mut Criterion<M>, group_name: &str) {
     let mut group = c.benchmark_group(group_name);
     for (name, size) in [("pidf_rpid_1KiB", 1024), ("pidf_rpid_4KiB", 4096)] {
@@ -125,6 +175,23 @@ fn offline_rewrite<M: Measurement>(c: &mut Criterion<M>, group_name: &str) {
             b.iter(|| pidf::offline(black_box(PIDF_CONTENT_TYPE), black_box(body), None))
         });
     }
+    let xpidf = XPIDF.as_bytes();
+    group.throughput(Throughput::Bytes(xpidf.len() as u64));
+    group.bench_function("xpidf", |b| {
+        b.iter(|| pidf::offline(black_box(pidf::XPIDF_CONTENT_TYPE), black_box(xpidf), None))
+    });
+    let bundle = rlmi_bundle(8);
+    let blocked = |uri: &str| uri.ends_with("3@example.com") || uri.ends_with("6@example.com");
+    let out = pidf::rewrite_rlmi(RLMI_CT.as_bytes(), &bundle, &blocked).expect("bundle rewrites");
+    assert_eq!(
+        count(&out.body, b"<basic>closed</basic>"),
+        2,
+        "two resources rewritten"
+    );
+    group.throughput(Throughput::Bytes(bundle.len() as u64));
+    group.bench_function("rlmi_8_resources_2_blocked", |b| {
+        b.iter(|| pidf::rewrite_rlmi(black_box(RLMI_CT.as_bytes()), black_box(&bundle), &blocked))
+    });
     group.throughput(Throughput::Elements(1));
     group.bench_function("offline_document", |b| {
         b.iter(|| pidf::offline_document(black_box("sip:alice@example.com")))
@@ -140,7 +207,132 @@ fn offline_rewrite_cpu(c: &mut Criterion<ThreadCpuTime>) {
     offline_rewrite(c, "offline_rewrite_cpu");
 }
 
-criterion_group!(wall, offline_rewrite_wall);
+/// A NOTIFY from the upstream through the whole engine (parse, dialog lookup,
+/// decision, rewrite, routing edits) for an allowed and for a blocked watcher.
+mod through_engine {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use presence_proxy::engine::{Engine, EngineConfig, Handled, Received, Transport};
+    use presence_proxy::policy::{Action, Aor, Change, Domain, Org, UserPolicy};
+    use presence_proxy::store::{SledStore, Store};
+
+    const PROXY: &str = "127.0.0.1:5060";
+    const UPSTREAM: &str = "127.0.0.1:5070";
+    pub const NOW: u64 = 1_700_000_000_000;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("literal address")
+    }
+
+    fn rx(data: String, source: &str) -> Received {
+        Received {
+            data: Bytes::from(data.replace('\n', "\r\n")),
+            source: addr(source),
+            local: addr(PROXY),
+            transport: Transport::Udp,
+            conn: None,
+        }
+    }
+
+    /// alice's presence; bob is allowed (internal default), mallory blocked.
+    pub fn engine() -> Engine {
+        let store = Arc::new(SledStore::temporary().expect("temporary store"));
+        let org = Org {
+            local_domains: vec![Domain::parse("example.com").expect("domain")],
+            ..Org::default()
+        };
+        store.apply(Change::SetOrg { org }).expect("org");
+        let alice = Aor::parse("alice@example.com").expect("aor");
+        store
+            .apply(Change::PutUser {
+                user: UserPolicy::new(alice.clone()),
+            })
+            .expect("user");
+        store
+            .apply(Change::AddUserException {
+                owner: alice,
+                watcher: Aor::parse("mallory@example.com").expect("aor"),
+                action: Action::Block,
+            })
+            .expect("exception");
+        let cfg = EngineConfig::new(addr(UPSTREAM), Transport::Udp, vec![addr(PROXY)]);
+        let engine = Engine::new(cfg, store as Arc<dyn Store>);
+        for (user, phone) in [("bob", "127.0.0.1:6001"), ("mallory", "127.0.0.1:6002")] {
+            let mut out = Vec::new();
+            let reg = format!("REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP {phone};branch=z9hG4bKr{user}\nMax-Forwards: 70\nFrom: <sip:{user}@example.com>;tag=r\nTo: <sip:{user}@example.com>\nCall-ID: reg-{user}\nCSeq: 1 REGISTER\nContact: <sip:{user}@{phone}>\nContent-Length: 0\n\n");
+            engine.handle(NOW, rx(reg, phone), &mut out);
+            let ok = format!("SIP/2.0 200 OK\nVia: {}\nVia: SIP/2.0/UDP {phone};branch=z9hG4bKr{user}\nFrom: <sip:{user}@example.com>;tag=r\nTo: <sip:{user}@example.com>;tag=k\nCall-ID: reg-{user}\nCSeq: 1 REGISTER\nContact: <sip:{user}@{phone}>;expires=3600\nContent-Length: 0\n\n", top_via(&out));
+            engine.handle(NOW, rx(ok, UPSTREAM), &mut out);
+            out.clear();
+            let sub = format!("SUBSCRIBE sip:alice@example.com SIP/2.0\nVia: SIP/2.0/UDP {phone};branch=z9hG4bKs{user}\nMax-Forwards: 70\nFrom: <sip:{user}@example.com>;tag=w{user}\nTo: <sip:alice@example.com>\nCall-ID: sub-{user}\nCSeq: 1 SUBSCRIBE\nContact: <sip:{user}@{phone}>\nEvent: presence\nExpires: 3600\nContent-Length: 0\n\n");
+            engine.handle(NOW, rx(sub, phone), &mut out);
+            let ok = format!("SIP/2.0 200 OK\nVia: {}\nVia: SIP/2.0/UDP {phone};branch=z9hG4bKs{user}\nFrom: <sip:{user}@example.com>;tag=w{user}\nTo: <sip:alice@example.com>;tag=n{user}\nCall-ID: sub-{user}\nCSeq: 1 SUBSCRIBE\nContact: <sip:{UPSTREAM}>\nExpires: 3600\nContent-Length: 0\n\n", top_via(&out));
+            engine.handle(NOW, rx(ok, UPSTREAM), &mut out);
+        }
+        engine
+    }
+
+    fn top_via(out: &[presence_proxy::engine::Transmit]) -> String {
+        let sent = out.last().expect("forwarded");
+        let text = String::from_utf8_lossy(&sent.data).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("Via: "))
+            .expect("a Via")
+            .to_string()
+    }
+
+    /// The NOTIFY the upstream sends `user` with alice's open PIDF.
+    pub fn notify(user: &str, body: &[u8]) -> Received {
+        let body = String::from_utf8_lossy(body);
+        let data = format!("NOTIFY sip:{user}@127.0.0.1:6001 SIP/2.0\nVia: SIP/2.0/UDP {UPSTREAM};branch=z9hG4bKn{user}\nMax-Forwards: 70\nRoute: <sip:{PROXY};lr>\nFrom: <sip:alice@example.com>;tag=n{user}\nTo: <sip:{user}@example.com>;tag=w{user}\nCall-ID: sub-{user}\nCSeq: 2 NOTIFY\nContact: <sip:{UPSTREAM}>\nEvent: presence\nSubscription-State: active;expires=3600\nContent-Type: application/pidf+xml\nContent-Length: {}\n\n", body.len());
+        let mut r = rx(data, UPSTREAM);
+        let mut bytes = r.data.to_vec();
+        bytes.extend_from_slice(body.as_bytes());
+        r.data = Bytes::from(bytes);
+        r
+    }
+
+    pub fn check(engine: &Engine, rx: Received, expect: Handled) {
+        let mut out = Vec::new();
+        let o = engine.handle(NOW, rx, &mut out);
+        assert_eq!(o.action, expect, "{o:?}");
+        assert_eq!(out.len(), 1);
+    }
+}
+
+fn notify_through_engine(c: &mut Criterion) {
+    let engine = through_engine::engine();
+    let body = document(1024);
+    let mut group = c.benchmark_group("notify_through_engine");
+    group.throughput(Throughput::Elements(1));
+    for (name, user, expect) in [
+        (
+            "allowed_1KiB",
+            "bob",
+            presence_proxy::engine::Handled::Forwarded,
+        ),
+        (
+            "blocked_1KiB",
+            "mallory",
+            presence_proxy::engine::Handled::Rewritten,
+        ),
+    ] {
+        let rx = through_engine::notify(user, &body);
+        through_engine::check(&engine, rx.clone(), expect);
+        let mut out = Vec::with_capacity(4);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                engine.handle(through_engine::NOW, black_box(rx.clone()), &mut out)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(wall, offline_rewrite_wall, notify_through_engine);
 criterion_group! {
     name = cpu;
     config = Criterion::default().with_measurement(ThreadCpuTime);

@@ -46,15 +46,21 @@ if ((${#missing[@]})); then
 fi
 
 say "checking that every peer runs"
-sipp -v 2>&1 | grep -qi sipp || die "sipp does not run (package sip-tester)"
-kamailio -v 2>&1 | grep -qi kamailio || die "kamailio does not run"
-[ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/presence.so ] \
-  || ls /usr/lib/*/kamailio/modules/presence.so >/dev/null 2>&1 \
+# `runs CMD... -- PATTERN`: the command prints PATTERN (some exit non-zero after
+# printing their version, so only the output counts).
+runs() {
+  local pattern="${@: -1}" out
+  out="$("${@:1:$#-2}" 2>&1 || true)"
+  grep -qi -- "$pattern" <<<"$out"
+}
+runs sipp -v -- "sipp" || die "sipp does not run (package sip-tester)"
+runs kamailio -v -- "kamailio" || die "kamailio does not run"
+ls /usr/lib/*/kamailio/modules/presence.so >/dev/null 2>&1 \
   || die "kamailio presence module missing (package kamailio-presence-modules)"
-tshark -v 2>&1 | grep -qi tshark || die "tshark does not run"
-chromium --version >/dev/null 2>&1 || die "chromium does not run"
-chromedriver --version >/dev/null 2>&1 || die "chromedriver does not run"
-ip -V >/dev/null 2>&1 || die "ip (iproute2) does not run"
+runs tshark -v -- "tshark" || die "tshark does not run"
+runs chromium --version -- "chromium" || die "chromium does not run"
+runs chromedriver --version -- "chromedriver" || die "chromedriver does not run"
+runs ip -V -- "ip" || die "ip (iproute2) does not run"
 unshare -n true 2>/dev/null || die "cannot create a network namespace (unshare -n): the torture tests need root"
 
 say "cargo test --features peers"

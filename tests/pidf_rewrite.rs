@@ -1014,3 +1014,58 @@ mod mutated {
         }
     }
 }
+
+#[test]
+fn rlmi_large_list_rewrites_exactly_the_blocked_half() {
+    let n = 2000;
+    let ct = "multipart/related;type=\"application/rlmi+xml\";boundary=big";
+    let mut body = String::from(
+        "--big\r\nContent-Type: application/rlmi+xml\r\n\r\n\
+         <list xmlns=\"urn:ietf:params:xml:ns:rlmi\" uri=\"sip:all@x\" version=\"3\" fullState=\"true\">",
+    );
+    for i in 0..n {
+        body.push_str(&format!(
+            "<resource uri=\"sip:u{i}@x\"><instance id=\"i{i}\" state=\"active\" cid=\"c{i}@x\"/></resource>"
+        ));
+    }
+    body.push_str("</list>\r\n");
+    for i in 0..n {
+        body.push_str(&format!(
+            "--big\r\nContent-ID: <c{i}@x>\r\nContent-Type: application/pidf+xml\r\n\r\n\
+             <presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:u{i}@x\"><tuple id=\"t{i}\">\
+             <status><basic>open</basic></status><note>secret {i}</note></tuple></presence>\r\n"
+        ));
+    }
+    body.push_str("--big--\r\n");
+    let blocked = |u: &str| {
+        u.trim_start_matches("sip:u")
+            .trim_end_matches("@x")
+            .parse::<usize>()
+            .map(|i| i % 2 == 1)
+            .unwrap_or(false)
+    };
+    let r = rewrite_rlmi(ct.as_bytes(), body.as_bytes(), &blocked).unwrap();
+    let (before, after) = (part_bytes(ct, body.as_bytes()), part_bytes(ct, &r.body));
+    let parts = multipart::split(ct.as_bytes(), &r.body).unwrap();
+    assert_eq!(after.len(), n + 1);
+    for i in 0..n {
+        if i % 2 == 1 {
+            let b = &r.body[parts[i + 1].body.clone()];
+            assert_offline_pidf(
+                b,
+                PIDF_NS,
+                &format!("sip:u{i}@x"),
+                &[format!("t{i}")],
+                "big",
+            );
+        } else {
+            assert_eq!(after[i + 1], before[i + 1], "allowed part {i} untouched");
+        }
+    }
+    let text = String::from_utf8(r.body).unwrap();
+    assert_eq!(
+        text.matches("<note>").count(),
+        n / 2,
+        "only the allowed half keeps notes"
+    );
+}

@@ -180,3 +180,69 @@ fn listen_address_in_use_fails_with_a_message() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains(&addr), "{}", stderr(&o));
 }
+
+#[test]
+fn web_side_serves_health_and_the_engines_counters() {
+    let proxy = Proxy::start(&[
+        "--listen",
+        "127.0.0.1:22110",
+        "--upstream",
+        "udp:127.0.0.1:22111",
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(proxy.data.path().join("proxy.json")).unwrap(),
+    )
+    .unwrap();
+    let http = doc["http"].as_str().unwrap().to_string();
+    let phone = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = phone.local_addr().unwrap().port();
+    let options = format!(
+        "OPTIONS sip:alice@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-m1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:bob@example.com>;tag=1\r\nTo: <sip:alice@example.com>\r\n\
+         Call-ID: metrics-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    phone
+        .send_to(options.as_bytes(), "127.0.0.1:22110")
+        .unwrap();
+    phone
+        .send_to(b"SIP/2.0 99 broken\r\n\r\n", "127.0.0.1:22110")
+        .unwrap();
+
+    let client = reqwest::blocking::Client::new();
+    let health = client.get(format!("http://{http}/healthz")).send().unwrap();
+    assert!(health.status().is_success());
+    let want = "presence_proxy_sip_requests_in_total{transport=\"udp\",method=\"OPTIONS\"} 1";
+    let mut body = String::new();
+    let seen = common::wait_for(std::time::Duration::from_secs(5), || {
+        body = client
+            .get(format!("http://{http}/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        body.contains(want)
+    });
+    assert!(seen, "/metrics lacks {want}:\n{body}");
+    assert!(
+        body.contains("presence_proxy_sip_dropped_total{reason=\"malformed_response\"} 1"),
+        "{body}"
+    );
+    assert!(proxy.stop().success());
+}
+
+#[test]
+fn sigint_is_a_clean_shutdown_too() {
+    let proxy = Proxy::start(&[
+        "--listen",
+        "127.0.0.1:22120",
+        "--upstream",
+        "udp:127.0.0.1:22121",
+    ]);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(proxy.pid() as libc::pid_t, libc::SIGINT);
+    }
+    let (status, data) = proxy.stop_keeping_data();
+    assert!(status.success(), "exit status after SIGINT: {status}");
+    assert!(!data.path().join("proxy.json").exists());
+}

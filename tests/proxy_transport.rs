@@ -303,3 +303,48 @@ fn tcp_upstream_is_reached_over_one_connection() {
     );
     assert!(proxy.stop().success());
 }
+
+#[test]
+fn tcp_limits_idle_timeout_and_connection_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("limits.toml");
+    std::fs::write(
+        &file,
+        "[sip.limits]\ntcp_idle_timeout_s = 1\nmax_connections = 2\n",
+    )
+    .unwrap();
+    let proxy = Proxy::start(&[
+        "--config",
+        file.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:22250",
+        "--upstream",
+        "udp:127.0.0.1:22251",
+    ]);
+    let mut first = TcpStream::connect("127.0.0.1:22250").unwrap();
+    let _second = TcpStream::connect("127.0.0.1:22250").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = TcpStream::connect("127.0.0.1:22250").unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(800)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert!(
+        matches!(third.read(&mut buf), Ok(0)),
+        "a connection over max_connections is closed at once"
+    );
+
+    first
+        .set_read_timeout(Some(Duration::from_secs(4)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert!(
+        matches!(first.read(&mut buf), Ok(0)),
+        "an idle connection is closed"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "not before the idle timeout"
+    );
+    assert!(proxy.stop().success());
+}

@@ -141,6 +141,9 @@ fn init_logging(level: &str) {
 }
 
 async fn run(config: Config) -> Result<(), Fail> {
+    // Before anything can say "ready": a SIGTERM right after the ready line must
+    // find the handler installed, not the default action.
+    let shutdown = Shutdown::install()?;
     let data_dir = config.store.data.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
@@ -205,7 +208,7 @@ async fn run(config: Config) -> Result<(), Fail> {
         listening.join(" ")
     );
 
-    wait_for_signal().await;
+    shutdown.wait().await;
     tracing::info!("shutting down");
     driver.shutdown().await;
     web.stop().await;
@@ -268,24 +271,39 @@ fn write_proxy_json(path: &Path, web: &web::Running) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-async fn wait_for_signal() {
+/// SIGINT and SIGTERM, both meaning "shut down cleanly, exit 0".
+struct Shutdown {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    signals: [tokio::signal::unix::Signal; 2],
+}
+
+impl Shutdown {
+    fn install() -> Result<Shutdown, Fail> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let term =
+                signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+            let int =
+                signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+            Ok(Shutdown {
+                signals: [term, int],
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Shutdown {})
+    }
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        {
+            let [term, int] = &mut self.signals;
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
+        #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -320,26 +338,32 @@ mod web {
         }
     }
 
-    /// Binds the HTTP listener. The web helper's `crate::web::serve` is started
-    /// on it once it exists in this branch.
+    /// Binds the HTTP listener and serves the User Options pages, the REST and
+    /// admin APIs, `/metrics` (with the engine's counters) and `/healthz` on it.
     pub async fn start(
         config: &Config,
         store: Arc<dyn Store>,
         engine: Arc<Engine>,
     ) -> Result<Running, Fail> {
-        let _ = (store, engine);
         let listener = tokio::net::TcpListener::bind(&config.web.listen)
             .await
             .with_context(|| format!("cannot listen on {} (web.listen)", config.web.listen))?;
         let addr = listener.local_addr()?;
-        let admin_token = match &config.web.admin_token {
-            Some(t) => t.clone(),
-            None => random_token(),
-        };
+        let state = crate::web::AppState::new(store, config.web.clone()).with_metrics(Arc::new(
+            move |out: &mut String| {
+                engine.metrics().render(out);
+                engine.presence().render_metrics(out);
+            },
+        ));
+        let admin_token = state.admin_token().to_string();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let _ = stop_rx.await;
-            drop(listener);
+            let stopped = async move {
+                let _ = stop_rx.await;
+            };
+            if let Err(e) = crate::web::serve(listener, state, stopped).await {
+                tracing::error!(error = %e, "the web server stopped");
+            }
         });
         Ok(Running {
             addr,
@@ -347,12 +371,5 @@ mod web {
             stop: Some(stop_tx),
             task: Some(task),
         })
-    }
-
-    fn random_token() -> String {
-        use rand::RngCore as _;
-        let mut b = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut b);
-        b.iter().map(|x| format!("{x:02x}")).collect()
     }
 }

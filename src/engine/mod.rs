@@ -54,6 +54,7 @@ pub struct Transmit {
 
 pub mod metrics;
 mod outcome;
+pub mod presence;
 pub mod routing;
 
 pub use metrics::{DropReason, Metrics, Refusal};
@@ -113,6 +114,7 @@ impl EngineConfig {
 /// of every socket share one `Arc<Engine>`.
 pub struct Engine {
     router: Router,
+    presence: presence::Presence,
     store: Arc<dyn Store>,
     metrics: Metrics,
 }
@@ -127,8 +129,20 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     pub fn new(config: EngineConfig, store: Arc<dyn Store>) -> Self {
+        let trusted = config.trusted_peers.clone();
+        let presence = presence::Presence::new(
+            presence::PresenceConfig {
+                message_block_status: config.message_block_status,
+                trust_from: config.trust_from,
+                trusted_peer: Arc::new(move |a| trusted.iter().any(|p| p.matches(a))),
+                limits: config.limits,
+                ..presence::PresenceConfig::default()
+            },
+            store.clone(),
+        );
         Engine {
             router: Router::new(config),
+            presence,
             store,
             metrics: Metrics::default(),
         }
@@ -149,7 +163,6 @@ impl Engine {
     /// Handles one received message, pushing what must be sent into `out`, and
     /// says what it did.
     pub fn handle(&self, now_ms: u64, rx: Received, out: &mut Vec<Transmit>) -> Outcome {
-        let _ = now_ms; // routing is stateless; presence enforcement keeps time
         let direction = self.router.direction_of(&rx);
         let msg = match sip::parse(rx.data.clone(), &self.config().limits) {
             Ok(m) => m,
@@ -159,30 +172,49 @@ impl Engine {
         // presence enforcement looks at SUBSCRIBE / NOTIFY / MESSAGE and their
         // responses and may answer, rewrite or swallow them.
         if msg.is_request() {
-            self.request(&rx, &msg, direction, out)
+            self.request(now_ms, &rx, &msg, direction, out)
         } else {
-            self.response(&rx, &msg, direction, out)
+            self.response(now_ms, &rx, &msg, direction, out)
         }
     }
 
     /// The next time [`Engine::handle_timeout`] wants to run (unix ms); `None`:
-    /// nothing scheduled. Stateless routing has no timers.
+    /// nothing scheduled. Routing is stateless; the timers are presence
+    /// enforcement's (retransmissions, pacing, expiry, pending timeouts).
     pub fn poll_timeout(&self) -> Option<u64> {
-        None
+        self.presence.poll_timeout()
     }
 
     /// Runs what is due at `now_ms` (retransmissions, expiries).
     pub fn handle_timeout(&self, now_ms: u64, out: &mut Vec<Transmit>) {
-        let _ = (now_ms, out);
+        self.presence.handle_timeout(now_ms, out);
+    }
+
+    /// A decision may have changed for `owner` (everyone when `None`): the driver
+    /// calls this for each store event, and live dialogs get NOTIFYs at once.
+    pub fn policy_changed(
+        &self,
+        now_ms: u64,
+        owner: Option<&crate::policy::Aor>,
+        out: &mut Vec<Transmit>,
+    ) {
+        self.presence.policy_changed(now_ms, owner, out);
+    }
+
+    /// Presence enforcement's state and counters.
+    pub fn presence(&self) -> &presence::Presence {
+        &self.presence
     }
 
     /// A TCP connection closed: forget the flows it carried.
     pub fn connection_closed(&self, conn: ConnId) {
         self.router.connection_closed(conn);
+        self.presence.connection_closed(conn);
     }
 
     fn request(
         &self,
+        now_ms: u64,
         rx: &Received,
         msg: &Message,
         direction: Direction,
@@ -205,6 +237,12 @@ impl Engine {
             return Outcome::new(direction, Handled::Answered);
         }
         let mut ed = msg.edit();
+        let enforced = self
+            .presence
+            .request(now_ms, rx, msg, direction, &mut ed, out);
+        if let presence::Step::Done(action) = enforced.step {
+            return enforced_outcome(direction, action, enforced);
+        }
         match self.router.request(rx, msg, direction, &mut ed) {
             Ok(hop) => {
                 self.metrics.request_out(method, hop.transport);
@@ -214,7 +252,7 @@ impl Engine {
                     transport: hop.transport,
                     conn: hop.conn,
                 });
-                Outcome::new(direction, Handled::Forwarded)
+                enforced_outcome(direction, forwarded(&enforced), enforced)
             }
             Err(refuse) if method == Method::Ack => {
                 // ACKs are never answered (RFC 3261 §17.1.1.3).
@@ -242,6 +280,7 @@ impl Engine {
 
     fn response(
         &self,
+        now_ms: u64,
         rx: &Received,
         msg: &Message,
         direction: Direction,
@@ -250,6 +289,12 @@ impl Engine {
         let status = msg.status().unwrap_or(0);
         self.metrics.response_in(status, rx.transport);
         let mut ed = msg.edit();
+        let enforced = self
+            .presence
+            .response(now_ms, rx, msg, direction, &mut ed, out);
+        if let presence::Step::Done(action) = enforced.step {
+            return enforced_outcome(direction, action, enforced);
+        }
         match self.router.response(msg, &mut ed) {
             Ok(hop) => {
                 self.metrics.response_out(status, hop.transport);
@@ -259,7 +304,7 @@ impl Engine {
                     transport: hop.transport,
                     conn: hop.conn,
                 });
-                Outcome::new(direction, Handled::Forwarded)
+                enforced_outcome(direction, forwarded(&enforced), enforced)
             }
             Err(routing::Drop(reason)) => {
                 self.metrics.dropped(reason);
@@ -355,3 +400,22 @@ fn to_tag(msg: &Message) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Forwarded, or Rewritten when presence enforcement changed more than routing does.
+fn forwarded(e: &presence::Enforced) -> Handled {
+    match e.step {
+        presence::Step::Rewritten => Handled::Rewritten,
+        _ => Handled::Forwarded,
+    }
+}
+
+/// The outcome of a message presence enforcement looked at: who, what decision, why.
+fn enforced_outcome(direction: Direction, action: Handled, e: presence::Enforced) -> Outcome {
+    let mut o = Outcome::new(direction, action);
+    o.watcher = e.watcher;
+    o.owner = e.owner;
+    o.decision = e.verdict.map(|v| v.decision);
+    o.rule = e.verdict.map(|v| v.rule);
+    o.reason = e.reason.map(str::to_string);
+    o
+}

@@ -29,6 +29,8 @@ use crate::sip::{Editor, Message, Method, Uri};
 /// The magic cookie of RFC 3261 §8.1.1.7 followed by our mark, so our own Vias
 /// can be told from a previous hop's.
 pub const BRANCH_PREFIX: &str = "z9hG4bKpp";
+/// Via parameter naming the TCP connection a request came on (see `Router::via`).
+pub const CONN_PARAM: &str = "pp-conn";
 /// Max-Forwards of a request that arrived without one (RFC 3261 §8.1.1.6).
 pub const DEFAULT_MAX_FORWARDS: u32 = 70;
 /// Flows remembered for reaching phones (Contact → connection); beyond this new
@@ -222,7 +224,12 @@ impl Router {
         }
 
         let branch = format!("{BRANCH_PREFIX}{:016x}.{loop_hash}", transaction_hash(msg));
-        let via = self.via(self.local_for(hop.destination), hop.transport, &branch);
+        let via = self.via(
+            self.local_for(hop.destination),
+            hop.transport,
+            &branch,
+            rx.conn,
+        );
         ed.push_via(via.as_bytes());
         Ok(hop)
     }
@@ -260,7 +267,12 @@ impl Router {
             return Err(Drop(DropReason::BadDestination));
         }
         let conn = match transport {
-            Transport::Tcp => self.flows.get(&destination).and_then(|f| f.conn),
+            Transport::Tcp => ours
+                .param(CONN_PARAM)
+                .flatten()
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+                .map(ConnId)
+                .or_else(|| self.flows.get(&destination).and_then(|f| f.conn)),
             Transport::Udp => None,
         };
         Ok(NextHop {
@@ -399,13 +411,26 @@ impl Router {
 
     /// Our Via. Over TCP it carries `alias` (RFC 5923 §5): the next hop may send
     /// its requests for us back over this connection instead of opening one from
-    /// an ephemeral port, which would not look like the upstream's address.
-    fn via(&self, local: SocketAddr, transport: Transport, branch: &str) -> String {
+    /// an ephemeral port, which would not look like the upstream's address. When
+    /// the request came over a TCP connection, the Via names it ([`CONN_PARAM`]) so
+    /// the response goes back over that same connection (RFC 3261 §18.2.2)
+    /// without the proxy keeping any transaction state.
+    fn via(
+        &self,
+        local: SocketAddr,
+        transport: Transport,
+        branch: &str,
+        came_on: Option<ConnId>,
+    ) -> String {
         let host_port = self.host_port(local);
-        match transport {
+        let mut via = match transport {
             Transport::Udp => format!("SIP/2.0/UDP {host_port};branch={branch}"),
             Transport::Tcp => format!("SIP/2.0/TCP {host_port};branch={branch};alias"),
+        };
+        if let Some(ConnId(id)) = came_on {
+            via.push_str(&format!(";{CONN_PARAM}={id}"));
         }
+        via
     }
 
     fn record_route(&self, local: SocketAddr, transport: Transport) -> String {

@@ -689,3 +689,48 @@ Content-Length: 0
     assert_eq!(o.action, Handled::Forwarded);
     assert_eq!(out[0].destination, addr("127.0.0.1:5070"));
 }
+
+#[test]
+fn response_returns_over_the_tcp_connection_the_request_came_on() {
+    let e = engine();
+    // A MESSAGE teaches no flow; its Via names a port the phone does not listen on.
+    let message = msg("MESSAGE sip:alice@example.com SIP/2.0
+Via: SIP/2.0/TCP 127.0.0.1:5062;branch=z9hG4bK-m
+Max-Forwards: 70
+From: <sip:bob@example.com>;tag=f1
+To: <sip:alice@example.com>
+Call-ID: m1
+CSeq: 1 MESSAGE
+Content-Type: text/plain
+Content-Length: 2
+
+hi");
+    let (_, out) = run(&e, rx(message, "127.0.0.1:40009", Transport::Tcp, Some(9)));
+    let fwd = parsed(&out[0]);
+    let vias: Vec<String> = fwd
+        .header_values("Via")
+        .map(|v| String::from_utf8(v.to_vec()).unwrap())
+        .collect();
+    assert!(vias[0].contains(";pp-conn=9"), "{}", vias[0]);
+    let ok = msg(&format!(
+        "SIP/2.0 200 OK
+Via: {}
+Via: {}
+From: <sip:bob@example.com>;tag=f1
+To: <sip:alice@example.com>;tag=a1
+Call-ID: m1
+CSeq: 1 MESSAGE
+Content-Length: 0
+
+",
+        vias[0], vias[1]
+    ));
+    let (_, out) = run(&e, rx(ok, "127.0.0.1:5070", Transport::Udp, None));
+    let t = &out[0];
+    assert_eq!(
+        (t.transport, t.conn),
+        (Transport::Tcp, Some(ConnId(9))),
+        "RFC 3261 §18.2.2"
+    );
+    assert_eq!(parsed(t).vias().count(), 1);
+}

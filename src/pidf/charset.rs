@@ -1,6 +1,6 @@
 //! From the bytes of an XML body to UTF-8 text, the only encoding the rewrite reads.
 //!
-//! Precedence follows RFC 7303 §3.6/§8.5: a byte order mark wins, then the
+//! Precedence follows RFC 7303 §3: a byte order mark wins, then the
 //! Content-Type `charset` parameter, then the `encoding` of the XML declaration,
 //! then UTF-8 (XML 1.0 §4.3.3). UTF-8, US-ASCII, ISO-8859-1 and UTF-16 (LE/BE) are
 //! read; anything else is refused with [`PidfError::UnsupportedEncoding`] rather

@@ -1,6 +1,7 @@
 //! Presence documents on the wire: the Offline rewrite a blocked watcher sees (the
-//! "polite block" of RFC 5025 §3.2.4: the watcher is told the presentity is offline
-//! rather than that it is refused) and the watcher-info documents the owner reads.
+//! `polite-block` sub-handling of RFC 5025 §3.2.1: the watcher is told the
+//! presentity is offline rather than that it is refused) and the watcher-info
+//! documents the owner reads.
 //!
 //! This layer knows document formats only. It never decides who is blocked: the
 //! engine asks the policy and hands plain data in (a content type, a body, an
@@ -17,12 +18,29 @@
 //!
 //! | body | call |
 //! |------|------|
-//! | empty (the presentity never published, RFC 3856 §6.6.2) | nothing: it stays empty; [`offline`] also returns it unchanged |
+//! | empty (nothing published yet: no state to hide) | nothing: it stays empty; [`offline`] also returns it unchanged |
 //! | `application/pidf+xml`, `application/cpim-pidf+xml`, `application/xpidf+xml` | [`offline`] |
 //! | `multipart/related` RLMI (RFC 4662) | [`rewrite_rlmi`] with the blocked-resource test |
 //! | anything else, or an [`offline`] error | replace with [`offline_document`] |
 //!
 //! [`offline_or_document`] does the last two rows in one call.
+//!
+//! ```
+//! use presence_proxy::pidf;
+//!
+//! let real = br#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@example.com">
+//!   <tuple id="t1"><status><basic>open</basic></status><note>At the dentist</note></tuple>
+//! </presence>"#;
+//! let offline = pidf::offline(b"application/pidf+xml", real, Some("sip:alice@example.com")).unwrap();
+//! assert_eq!(&*offline.content_type, b"application/pidf+xml");
+//! let body = String::from_utf8(offline.body).unwrap();
+//! assert!(body.contains(r#"<tuple id="t1"><status><basic>closed</basic></status></tuple>"#));
+//! assert!(!body.contains("dentist"));
+//!
+//! // Whatever cannot be rewritten is replaced, never forwarded.
+//! let replaced = pidf::offline_or_document(b"text/plain", b"gone fishing", "sip:alice@example.com");
+//! assert_eq!(replaced, pidf::offline_document("sip:alice@example.com"));
+//! ```
 
 mod charset;
 mod media;
@@ -46,7 +64,7 @@ pub const PIDF_CONTENT_TYPE: &[u8] = b"application/pidf+xml";
 pub const CPIM_PIDF_CONTENT_TYPE: &[u8] = b"application/cpim-pidf+xml";
 /// `application/xpidf+xml`: the pre-standard XPIDF of older phones.
 pub const XPIDF_CONTENT_TYPE: &[u8] = b"application/xpidf+xml";
-/// `application/watcherinfo+xml` (RFC 3858 §8.1).
+/// `application/watcherinfo+xml` (RFC 3858).
 pub const WATCHERINFO_CONTENT_TYPE: &[u8] = b"application/watcherinfo+xml";
 
 /// The PIDF namespace (RFC 3863 §4.1).
@@ -159,7 +177,7 @@ pub fn is_rewritable(content_type: &[u8]) -> bool {
 ///   registers only `application/pidf+xml`; `cpim-pidf` is the draft name that
 ///   RFC 3860 (CPIM presence) clients negotiated. A watcher that sent
 ///   `Accept: application/cpim-pidf+xml` must get a NOTIFY body of a type it
-///   accepted (RFC 6665 §4.1.3), and the document format is identical, so the
+///   accepted (RFC 6665: NOTIFY bodies follow the SUBSCRIBE's Accept), and the document format is identical, so the
 ///   type it was sent is the type it gets back.
 /// * `application/xpidf+xml` → `application/xpidf+xml` (the phone asked for it).
 /// * `multipart/related` → every part rewritten, as [`rewrite_rlmi`] with every

@@ -60,16 +60,6 @@ pub fn strip_angles(s: &str) -> &str {
         .unwrap_or(s)
 }
 
-fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if needle.is_empty() || from >= hay.len() {
-        return None;
-    }
-    hay[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
-}
-
 /// Splits a `multipart/*` body by the `boundary` of its Content-Type.
 pub fn split<'a>(content_type: &[u8], body: &'a [u8]) -> Result<Vec<Part<'a>>, PidfError> {
     let mt = MediaType::parse(content_type)?;
@@ -117,15 +107,17 @@ fn delimiter_end(body: &[u8], at: usize, dash_len: usize) -> Option<(usize, bool
 
 /// The next delimiter line at or after `from` (at the start of the body or of a line).
 fn next_delimiter(body: &[u8], dash: &[u8], from: usize) -> Option<(usize, usize, bool)> {
-    let mut search = from;
+    // A delimiter starts the body or a line, so only line starts are candidates:
+    // one byte test per byte and a comparison per line, where a substring search
+    // would compare at every byte.
+    let mut at = from;
     loop {
-        let at = find(body, dash, search)?;
-        if at == 0 || body[at - 1] == b'\n' {
+        if (at == 0 || body[at - 1] == b'\n') && body.get(at..)?.starts_with(dash) {
             if let Some((end, close)) = delimiter_end(body, at, dash.len()) {
                 return Some((at, end, close));
             }
         }
-        search = at + 1;
+        at += body.get(at..)?.iter().position(|b| *b == b'\n')? + 1;
     }
 }
 

@@ -43,8 +43,12 @@ pub(crate) fn offline(text: &str, entity_hint: Option<&str>) -> Result<Vec<u8>, 
         }
         Ok(())
     })?;
-    let entity = match (&entity, entity_hint) {
-        (Some(e), _) => e.as_ref(),
+    // An empty `entity` is as good as none (it must be a URI, RFC 3863 §4.1.1).
+    let entity = match (
+        entity.as_deref().filter(|e| !e.trim().is_empty()),
+        entity_hint,
+    ) {
+        (Some(e), _) => e,
         (None, Some(h)) => h,
         (None, None) => return Err(PidfError::MissingEntity),
     };

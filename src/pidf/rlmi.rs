@@ -4,7 +4,7 @@
 //!
 //! Only the parts of resources the caller says are blocked are rewritten; every other
 //! byte (boundaries, the RLMI root, other resources' parts, preamble, epilogue) is
-//! copied. A part that is itself a list (a nested `multipart/related`, RFC 4662 §5.5)
+//! copied. A part that is itself a list (a nested `multipart/related`, RFC 4662 §5)
 //! is descended into. A blocked part that cannot be rewritten (unknown type, a
 //! transfer encoding, malformed XML) is replaced by the Offline document for its
 //! resource, never passed on.
@@ -13,8 +13,9 @@ use super::multipart::{split, strip_angles, Part};
 use super::xml::scan;
 use super::{offline_document, MediaType, PidfError, Rewritten};
 use std::borrow::Cow;
+use std::collections::HashMap;
 
-/// The RLMI namespace (RFC 4662 §5.3).
+/// The RLMI namespace (RFC 4662 §5).
 pub const RLMI_NS: &str = "urn:ietf:params:xml:ns:rlmi";
 
 /// Nested lists deeper than this are refused (each level is a whole multipart body).
@@ -86,6 +87,11 @@ fn rewrite<'b>(
     }
     let text = super::charset::to_utf8(&body[root.body.clone()], root_type.param("charset"))?;
     let instances = read_rlmi(&text)?;
+    // Content-ID → resource; a map because a large list has thousands of both.
+    let resource_of: HashMap<&str, &str> = instances
+        .iter()
+        .map(|(cid, uri)| (cid.as_str(), uri.as_str()))
+        .collect();
 
     let mut out: Option<Vec<u8>> = None;
     let mut copied_to = 0;
@@ -96,7 +102,7 @@ fn rewrite<'b>(
         let Some(cid) = part.content_id() else {
             continue;
         };
-        let Some((_, uri)) = instances.iter().find(|(c, _)| c == cid) else {
+        let Some(&uri) = resource_of.get(cid) else {
             continue;
         };
         let blocked = is_blocked(uri);

@@ -173,6 +173,16 @@ fn missing_entity_uses_the_hint_or_fails() {
         offline(PIDF_CONTENT_TYPE, doc.as_bytes(), None),
         Err(PidfError::MissingEntity)
     );
+    // An empty entity counts as missing.
+    let empty = r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity=" "/>"#;
+    assert_eq!(
+        offline(PIDF_CONTENT_TYPE, empty.as_bytes(), None),
+        Err(PidfError::MissingEntity)
+    );
+    let r = offline(PIDF_CONTENT_TYPE, empty.as_bytes(), Some("sip:h@x")).unwrap();
+    assert!(String::from_utf8(r.body)
+        .unwrap()
+        .contains("entity=\"sip:h@x\""));
     // The document's own entity wins over the hint.
     let own = r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:doc@x"/>"#;
     let r = offline(PIDF_CONTENT_TYPE, own.as_bytes(), Some("sip:hint@x")).unwrap();

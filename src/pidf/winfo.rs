@@ -17,10 +17,10 @@ use super::xml::{push_attr, push_text, scan_nodes, Node};
 use super::{charset, PidfError};
 use std::fmt;
 
-/// The watcher-info namespace (RFC 3858 §5).
+/// The watcher-info namespace (RFC 3858 §3).
 pub const WATCHERINFO_NS: &str = "urn:ietf:params:xml:ns:watcherinfo";
 
-/// A watcher subscription's state (RFC 3857 §5.3, RFC 3858 §4.4 `status`).
+/// A watcher subscription's state (RFC 3857's watcher state machine; RFC 3858 §3 `status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WatcherStatus {
     /// Awaiting the owner's authorization.
@@ -33,7 +33,7 @@ pub enum WatcherStatus {
     Terminated,
 }
 
-/// The event that moved the watcher into its status (RFC 3857 §5.3, RFC 3858 §4.4).
+/// The event that moved the watcher into its status (RFC 3857; RFC 3858 §3 `event`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WatcherEvent {
     /// A new subscription arrived (→ pending or active).
@@ -95,7 +95,7 @@ wire_names!(WatcherEvent {
 /// One `<watcher>` element.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatcherEntry {
-    /// Stable per watcher subscription across documents (RFC 3858 §4.4): a partial
+    /// Stable per watcher subscription across documents (RFC 3858 §4): a partial
     /// document's entry replaces the earlier one with the same id.
     pub id: String,
     /// The watcher's URI (element content).
@@ -139,7 +139,7 @@ pub struct WatcherList {
     pub watchers: Vec<WatcherEntry>,
 }
 
-/// `state` of the document (RFC 3858 §4.2).
+/// `state` of the document (RFC 3858 §3, applied as §4 describes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DocState {
     /// The complete list: the receiver replaces what it had.
@@ -152,7 +152,7 @@ pub enum DocState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatcherInfo {
     /// Per subscription: 0 in the first document, then +1 per document sent
-    /// (RFC 3858 §4.2), so the owner's client can detect a lost partial one. Use a
+    /// (RFC 3858 §3-4), so the owner's client can detect a lost partial one. Use a
     /// [`VersionCounter`] per winfo subscription.
     pub version: u32,
     pub state: DocState,
@@ -230,7 +230,7 @@ impl WatcherInfo {
         out
     }
 
-    /// Reads a watcher-info document, checking what RFC 3858 §5's schema requires:
+    /// Reads a watcher-info document, checking what the RFC 3858 schema requires:
     /// the root and namespace, `version` and `state`, `resource` and `package` on
     /// each list, `id`, `status` and `event` with known tokens on each watcher.
     /// Unknown elements and attributes (extensions) are ignored.
@@ -340,7 +340,7 @@ impl WatcherInfo {
     }
 }
 
-/// The `version` sequence of one winfo subscription: 0, 1, 2, ... (RFC 3858 §4.2).
+/// The `version` sequence of one winfo subscription: 0, 1, 2, ... (RFC 3858 §3-4).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VersionCounter {
     next: u32,

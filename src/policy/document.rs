@@ -331,7 +331,7 @@ impl Reader {
         if let Some(c) = self.list(obj, path, "contacts", |r, v, p| {
             let o = r.object(v, p, &["aor", "name", "learned"])?;
             let aor = r.required(o, p, "aor");
-            let name = r.field(o, p, "name");
+            let name = r.field::<Option<String>>(o, p, "name").flatten();
             let learned = r.field(o, p, "learned").unwrap_or(false);
             Some(Contact {
                 aor: aor?,

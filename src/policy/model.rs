@@ -138,6 +138,15 @@ impl Org {
             .any(|d| d.as_str() == aor.domain())
     }
 
+    /// `auto_authorize` of the class a user names, as [`Org::class`] resolves it,
+    /// without copying the class (read on every decision).
+    pub fn class_auto_authorize(&self, name: &str) -> bool {
+        self.classes
+            .get(name)
+            .or_else(|| self.classes.get("default"))
+            .map_or(true, |c| c.auto_authorize)
+    }
+
     /// The class a user names, or the `default` class, or the built-in default.
     pub fn class(&self, name: &str) -> ClassOfService {
         self.classes

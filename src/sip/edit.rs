@@ -3,12 +3,31 @@
 //! byte as it came; the editor records replacements of spans of the original
 //! message and writes the result in one pass.
 
-use std::io::Write;
-
 use bytes::Bytes;
 
 use super::header::{split_commas, HeaderKind};
 use super::message::Message;
+
+/// `n` in decimal, in a fixed buffer: the digits are `buf[start..]`.
+fn decimal(n: u32) -> ([u8; 10], usize) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    (digits, i)
+}
+
+fn push_decimal(out: &mut Vec<u8>, n: u32) {
+    let (digits, start) = decimal(n);
+    out.extend_from_slice(&digits[start..]);
+}
 
 /// What an edit is for, so setting the same thing twice replaces the first edit.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -62,13 +81,37 @@ impl<'m> Editor<'m> {
     pub(crate) fn new(msg: &'m Message) -> Editor<'m> {
         Editor {
             msg,
-            edits: Vec::new(),
-            buf: Vec::new(),
+            edits: Vec::with_capacity(8),
+            buf: Vec::with_capacity(256),
             seq: 0,
             via_popped: 0,
             route_popped: 0,
             body: None,
         }
+    }
+
+    /// Appends `n` in decimal to the replacement buffer; returns its range.
+    fn stash_number(&mut self, prefix: &[u8], n: u32, suffix: &[u8]) -> (u32, u32) {
+        let s = self.buf.len();
+        self.buf.extend_from_slice(prefix);
+        push_decimal(&mut self.buf, n);
+        self.buf.extend_from_slice(suffix);
+        (s as u32, self.buf.len() as u32)
+    }
+
+    /// Appends `prefix value suffix` for a header line or start-line element: a CR
+    /// or LF inside `value` becomes a space, so no caller can split a line and
+    /// inject a header.
+    fn stash_line(&mut self, prefix: &[u8], value: &[u8], suffix: &[u8]) -> (u32, u32) {
+        let s = self.buf.len();
+        self.buf.extend_from_slice(prefix);
+        self.buf.extend(
+            value
+                .iter()
+                .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        );
+        self.buf.extend_from_slice(suffix);
+        (s as u32, self.buf.len() as u32)
     }
 
     fn stash(&mut self, parts: &[&[u8]]) -> (u32, u32) {
@@ -133,7 +176,7 @@ impl<'m> Editor<'m> {
             .first_line_start(HeaderKind::Via)
             .unwrap_or(self.msg.start_line_end);
         let eol = self.msg.eol();
-        let ins = self.stash(&[b"Via: ", value, eol]);
+        let ins = self.stash_line(b"Via: ", value, eol);
         self.add(at, at, ins, Key::None, true);
         self
     }
@@ -183,7 +226,7 @@ impl<'m> Editor<'m> {
             out.extend_from_slice(p.as_bytes());
         }
         let base = h.value_start;
-        let ins = self.stash(&[&out]);
+        let ins = self.stash_line(b"", &out, b"");
         self.add(
             base + s as u32,
             base + e as u32,
@@ -198,28 +241,27 @@ impl<'m> Editor<'m> {
     /// on them goes, otherwise the popped values and the comma after them.
     fn pop_values(&mut self, kind: HeaderKind, n: usize, key: Key) {
         self.drop_key(&key);
+        let msg = self.msg;
         let mut left = n;
-        let mut plan: Vec<(u32, u32)> = Vec::new();
-        for h in self.msg.lines_of_kind(kind) {
+        for h in msg.lines_of_kind(kind) {
             if left == 0 {
                 break;
             }
-            let value = h.value(self.msg);
-            let elems: Vec<(usize, usize)> = split_commas(value).filter(|(s, e)| e > s).collect();
-            if elems.is_empty() {
+            let value = h.value(msg);
+            let elems = || split_commas(value).filter(|(s, e)| e > s);
+            let count = elems().count();
+            if count == 0 {
                 continue;
             }
-            if elems.len() <= left {
-                left -= elems.len();
-                plan.push((h.line_start, h.line_end));
+            if count <= left {
+                left -= count;
+                self.insert_edit(h.line_start, h.line_end, (0, 0), key.clone(), false);
             } else {
-                let next_start = elems[left].0;
-                plan.push((h.value_start, h.value_start + next_start as u32));
+                let next_start = elems().nth(left).map_or(0, |(s, _)| s);
+                let end = h.value_start + next_start as u32;
+                self.insert_edit(h.value_start, end, (0, 0), key.clone(), false);
                 left = 0;
             }
-        }
-        for (s, e) in plan {
-            self.insert_edit(s, e, (0, 0), key.clone(), false);
         }
     }
 
@@ -244,24 +286,23 @@ impl<'m> Editor<'m> {
             .first_line_start(HeaderKind::RecordRoute)
             .unwrap_or(self.msg.headers_end);
         let eol = self.msg.eol();
-        let ins = self.stash(&[b"Record-Route: ", value, eol]);
+        let ins = self.stash_line(b"Record-Route: ", value, eol);
         self.add(at, at, ins, Key::None, true);
         self
     }
 
     /// Replaces the Max-Forwards value, or adds the header (RFC 3261 §16.6 step 3).
     pub fn set_max_forwards(&mut self, n: u32) -> &mut Self {
-        let text = n.to_string();
         match self.msg.lines_of_kind(HeaderKind::MaxForwards).next() {
             Some(h) => {
                 let (s, e) = (h.value_start, h.value_end);
-                let ins = self.stash(&[text.as_bytes()]);
+                let ins = self.stash_number(b"", n, b"");
                 self.add(s, e, ins, Key::MaxForwards, false);
             }
             None => {
                 let at = self.msg.headers_end;
                 let eol = self.msg.eol();
-                let ins = self.stash(&[b"Max-Forwards: ", text.as_bytes(), eol]);
+                let ins = self.stash_number(b"Max-Forwards: ", n, eol);
                 self.add(at, at, ins, Key::MaxForwards, false);
             }
         }
@@ -274,7 +315,7 @@ impl<'m> Editor<'m> {
             uri_start, uri_end, ..
         } = self.msg.start
         {
-            let ins = self.stash(&[uri]);
+            let ins = self.stash_line(b"", uri, b"");
             self.add(uri_start, uri_end, ins, Key::RequestUri, false);
         }
         self
@@ -291,13 +332,16 @@ impl<'m> Editor<'m> {
         match first {
             Some((s, e, line_start)) => {
                 let idx = self.line_index(line_start);
-                let ins = self.stash(&[value]);
+                let ins = self.stash_line(b"", value, b"");
                 self.add(s, e, ins, Key::Line(idx), false);
             }
             None => {
                 let at = self.msg.headers_end;
                 let eol = self.msg.eol();
-                let ins = self.stash(&[name.as_bytes(), b": ", value, eol]);
+                let start = self.buf.len();
+                self.stash_line(b"", name.as_bytes(), b"");
+                let (_, end) = self.stash_line(b": ", value, eol);
+                let ins = (start as u32, end);
                 self.add(at, at, ins, Key::Append(name.to_ascii_lowercase()), false);
             }
         }
@@ -336,8 +380,7 @@ impl<'m> Editor<'m> {
         if let Some(h) = self.msg.lines_of_kind(HeaderKind::CSeq).next() {
             let v = h.value(self.msg);
             let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
-            let text = n.to_string();
-            let ins = self.stash(&[text.as_bytes()]);
+            let ins = self.stash_number(b"", n, b"");
             self.add(
                 h.value_start,
                 h.value_start + digits as u32,
@@ -368,13 +411,8 @@ impl<'m> Editor<'m> {
             Some((s, e)) => &self.buf[s as usize..e as usize],
             None => msg.body(),
         };
-        let mut len_text = [0u8; 10];
-        let len_text = {
-            let mut cur = std::io::Cursor::new(&mut len_text[..]);
-            let _ = write!(cur, "{}", body.len());
-            let n = cur.position() as usize;
-            &len_text[..n]
-        };
+        let (len_digits, len_start) = decimal(u32::try_from(body.len()).unwrap_or(u32::MAX));
+        let len_text: &[u8] = &len_digits[len_start..];
         let mut extra = Vec::<u8>::new();
         // (start, end, order, replacement)
         let mut plan: Vec<(u32, u32, i64, &[u8])> = Vec::with_capacity(self.edits.len() + 2);
@@ -415,8 +453,23 @@ impl<'m> Editor<'m> {
             plan.push((msg.body_start, msg.body_end, 0, body));
         }
         plan.sort_by_key(|&(s, e, order, _)| (s, e > s, order));
-        let grow: usize = plan.iter().map(|p| p.3.len()).sum();
-        let mut out = Vec::with_capacity(raw.len() + grow);
+        // Exact output size, so the Vec converts into Bytes without a second
+        // allocation (a Vec with spare capacity needs a shared header).
+        let mut size = raw.len()
+            + if msg.blank_missing {
+                msg.eol().len()
+            } else {
+                0
+            };
+        let mut cursor = 0usize;
+        for &(s, e, _, ins) in &plan {
+            let (s, e) = (s as usize, e as usize);
+            if s >= cursor {
+                size = size + ins.len() - (e - s);
+                cursor = e;
+            }
+        }
+        let mut out = Vec::with_capacity(size);
         let mut cursor = 0usize;
         for (s, e, _, ins) in plan {
             let (s, e) = (s as usize, e as usize);
@@ -543,6 +596,17 @@ Record-Route: <sip:127.0.0.1:5060;lr>\r\n\r\n";
         let out = m.edit().set_max_forwards(70).finish();
         assert!(text(&out).ends_with("l: 0\r\nMax-Forwards: 70\r\n\r\n"));
         assert_eq!(p(&out).max_forwards(), Some(70));
+    }
+
+    #[test]
+    fn values_cannot_inject_lines() {
+        let m = p(REQ);
+        let out = m.edit().set_header("X-New", b"a\r\nEvil: 1").finish();
+        let e = p(&out);
+        assert_eq!(e.header("Evil"), None);
+        assert_eq!(e.header("X-New"), Some(&b"a  Evil: 1"[..]));
+        let out = m.edit().push_via(b"SIP/2.0/UDP h\r\nEvil: 2").finish();
+        assert!(!text(&out).contains("\nEvil"));
     }
 
     #[test]

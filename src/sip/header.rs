@@ -81,6 +81,9 @@ const LONG_NAMES: &[(&str, HeaderKind)] = &[
 ];
 
 impl HeaderKind {
+    /// Number of kinds, for per-kind tables.
+    pub const COUNT: usize = HeaderKind::IdentityInfo as usize + 1;
+
     /// Classifies a header name, case-insensitively (RFC 3261 §7.3.1), compact
     /// forms included.
     pub fn classify(name: &[u8]) -> HeaderKind {
@@ -109,8 +112,57 @@ impl HeaderKind {
                 _ => HeaderKind::Other,
             };
         }
-        for &(long, kind) in LONG_NAMES {
-            if long.len() == name.len() && long.as_bytes().eq_ignore_ascii_case(name) {
+        use HeaderKind as K;
+        // Candidates by length, so an unknown name costs a compare or two.
+        let candidates: &[(&str, HeaderKind)] = match name.len() {
+            2 => &[("To", K::To)],
+            3 => &[("Via", K::Via)],
+            4 => &[("From", K::From), ("CSeq", K::CSeq), ("Date", K::Date)],
+            5 => &[("Route", K::Route), ("Event", K::Event)],
+            7 => &[
+                ("Call-ID", K::CallId),
+                ("Contact", K::Contact),
+                ("Expires", K::Expires),
+                ("Require", K::Require),
+                ("Subject", K::Subject),
+            ],
+            8 => &[("Refer-To", K::ReferTo), ("Identity", K::Identity)],
+            9 => &[("Supported", K::Supported)],
+            11 => &[("Referred-By", K::ReferredBy)],
+            12 => &[
+                ("Max-Forwards", K::MaxForwards),
+                ("Content-Type", K::ContentType),
+                ("Record-Route", K::RecordRoute),
+                ("Allow-Events", K::AllowEvents),
+            ],
+            13 => &[
+                ("Authorization", K::Authorization),
+                ("Identity-Info", K::IdentityInfo),
+                ("Proxy-Require", K::ProxyRequire),
+            ],
+            14 => &[
+                ("Content-Length", K::ContentLength),
+                ("Accept-Contact", K::AcceptContact),
+                ("Reject-Contact", K::RejectContact),
+            ],
+            15 => &[("Session-Expires", K::SessionExpires)],
+            16 => &[
+                ("Content-Encoding", K::ContentEncoding),
+                ("WWW-Authenticate", K::WwwAuthenticate),
+            ],
+            18 => &[
+                ("Subscription-State", K::SubscriptionState),
+                ("Proxy-Authenticate", K::ProxyAuthenticate),
+            ],
+            19 => &[
+                ("P-Asserted-Identity", K::PAssertedIdentity),
+                ("Proxy-Authorization", K::ProxyAuthorization),
+                ("Request-Disposition", K::RequestDisposition),
+            ],
+            _ => &[],
+        };
+        for &(long, kind) in candidates {
+            if same_name(long.as_bytes(), name) {
                 return kind;
             }
         }
@@ -153,6 +205,14 @@ impl HeaderKind {
                 | HeaderKind::IdentityInfo
         )
     }
+}
+
+/// Case-insensitive equality of a known name (letters and `-`) with an equally
+/// long token: OR-ing 0x20 folds case, and no token character other than the
+/// letters' own other case maps onto a letter or `-` that way.
+#[inline]
+fn same_name(known: &[u8], name: &[u8]) -> bool {
+    known.len() == name.len() && known.iter().zip(name).all(|(&k, &n)| k | 0x20 == n | 0x20)
 }
 
 /// Linear white space as the parser sees it inside a header value: folding has
@@ -207,6 +267,17 @@ impl Iterator for CommaSplit<'_> {
         }
         let v = self.value;
         let start = self.pos;
+        // Most values hold no comma at all: one memchr instead of the state machine.
+        if start == 0 && !v.contains(&b',') {
+            self.done = true;
+            let t = trim_lws(v);
+            let s = if t.is_empty() {
+                v.len()
+            } else {
+                t.as_ptr() as usize - v.as_ptr() as usize
+            };
+            return Some((s, s + t.len()));
+        }
         let mut i = start;
         let mut in_quote = false;
         let mut in_angle = false;
@@ -251,6 +322,22 @@ impl Iterator for CommaSplit<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_long_name_classifies_to_its_kind() {
+        for &(long, kind) in LONG_NAMES {
+            assert_eq!(HeaderKind::classify(long.as_bytes()), kind, "{long}");
+            assert!(
+                (kind as usize) < HeaderKind::COUNT,
+                "{long}: COUNT is stale"
+            );
+            assert_eq!(
+                HeaderKind::classify(long.to_ascii_lowercase().as_bytes()),
+                kind,
+                "{long}"
+            );
+        }
+    }
 
     #[test]
     fn compact_and_long_forms_are_the_same_header() {

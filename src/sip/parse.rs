@@ -7,8 +7,8 @@
 //! §3.1.2 cases). The lenient scan used for addressing a 400 skips the second pass
 //! and tolerates broken lines.
 
-use bytes::Bytes;
-use nom::bytes::complete::{tag_no_case, take_till, take_while, take_while1, take_while_m_n};
+use bytes::{Buf, Bytes};
+use nom::bytes::complete::{tag_no_case, take_until, take_while, take_while1, take_while_m_n};
 use nom::character::complete::char;
 use nom::combinator::{all_consuming, rest};
 use nom::sequence::tuple;
@@ -99,11 +99,12 @@ fn is_status_line(line: &[u8]) -> bool {
 
 /// Index of the next `\n` at or after `from`.
 fn find_lf(data: &[u8], from: usize) -> Option<usize> {
+    // `take_until` with a one-byte needle is a memchr.
     fn till_lf(i: &[u8]) -> Res<'_, &[u8]> {
-        take_till(|b| b == b'\n')(i)
+        take_until(&b"\n"[..])(i)
     }
-    let (rest, before) = till_lf(&data[from..]).ok()?;
-    (!rest.is_empty()).then_some(from + before.len())
+    let (_, before) = till_lf(&data[from..]).ok()?;
+    Some(from + before.len())
 }
 
 fn to_u32(n: usize) -> u32 {
@@ -130,7 +131,10 @@ fn scan(data: Bytes, limits: &Limits, strict: bool) -> Result<Message, ParseErro
         .iter()
         .take_while(|&&b| b == b'\r' || b == b'\n')
         .count();
-    let data = data.slice(lead..);
+    // `advance`/`truncate` adjust the handle in place; `slice` would clone it, and
+    // cloning a Vec-backed `Bytes` allocates its shared header.
+    let mut data = data;
+    data.advance(lead);
     if data.is_empty() {
         return Err(ParseError::Empty);
     }
@@ -297,8 +301,11 @@ fn scan(data: Bytes, limits: &Limits, strict: bool) -> Result<Message, ParseErro
         }
     }
 
+    // Bytes past Content-Length in a datagram are not part of the message
+    // (RFC 3261 §18.3).
+    data.truncate(body_end);
     Ok(Message {
-        raw: data.slice(..body_end),
+        raw: data,
         start,
         start_line_end: to_u32(next),
         headers,
@@ -349,14 +356,19 @@ fn name_of(kind: HeaderKind) -> &'static str {
 /// The checks a proxy needs before it may forward (RFC 3261 §16.3 "reasonable
 /// syntax check") and the RFC 4475 §3.1.2 / §3.3.8 refusals.
 fn validate(msg: &Message) -> Result<(), ParseError> {
+    // One pass counts the lines of each kind.
+    let mut lines = [0u16; HeaderKind::COUNT];
+    for h in msg.headers() {
+        lines[h.kind as usize] += 1;
+    }
     for kind in REQUIRED {
-        if msg.lines_of_kind(kind).next().is_none() {
+        if lines[kind as usize] == 0 {
             return Err(ParseError::MissingHeader(name_of(kind)));
         }
     }
     // RFC 3261 §7.3.1: these may appear once; RFC 4475 §3.3.8.
     for kind in SINGLE {
-        if msg.lines_of_kind(kind).nth(1).is_some() {
+        if lines[kind as usize] > 1 {
             return Err(ParseError::DuplicateHeader(name_of(kind)));
         }
     }

@@ -11,8 +11,9 @@ use super::message::Message;
 use super::parse::scan_lenient;
 use super::values::Via;
 
+/// Appends text that must stay on one line (a reason phrase, RFC 3261 §25.1, or a
+/// header name): CR and LF become spaces.
 fn push_reason(out: &mut Vec<u8>, reason: &str) {
-    // A reason phrase cannot carry a line break (RFC 3261 §25.1 Reason-Phrase).
     out.extend(
         reason
             .bytes()
@@ -62,9 +63,13 @@ pub fn response(
         }
     }
     for (name, value) in extra {
-        out.extend_from_slice(name.as_bytes());
+        push_reason(&mut out, name);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
+        out.extend(
+            value
+                .iter()
+                .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        );
         out.extend_from_slice(eol);
     }
     out.extend_from_slice(b"Content-Length: ");

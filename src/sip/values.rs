@@ -7,14 +7,41 @@ use std::borrow::Cow;
 
 use super::header::{is_lws, trim_lws};
 
+const fn token_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        i += 1;
+    }
+    t
+}
+
+const TOKEN: [bool; 256] = token_table();
+
+const fn param_char_table() -> [bool; 256] {
+    let mut t = token_table();
+    // host / URI paramchar extras seen in Via and Contact parameter values
+    let extra = b":/[]&$@?";
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+const PARAM_CHAR: [bool; 256] = param_char_table();
+
 /// RFC 3261 §25.1 `token` characters.
 #[inline]
 pub(crate) fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN[b as usize]
 }
 
 pub(crate) fn is_token_str(s: &[u8]) -> bool {
@@ -80,13 +107,17 @@ pub(crate) fn parse_cseq(v: &[u8]) -> Option<(u32, &[u8])> {
     is_token_str(method).then_some((n, method))
 }
 
-/// Iterates `;`-separated parameters (`params` is the text after the first `;`):
-/// `(name, value)` trimmed, `value` `None` for a flag. An item that is not
-/// `token [ = value ]` yields `Err(())`.
-fn params_iter(params: &[u8]) -> impl Iterator<Item = Result<(&[u8], Option<&[u8]>), ()>> {
-    let mut rest = Some(params);
-    std::iter::from_fn(move || {
-        let s = rest?;
+/// Splits `;`-separated parameters (`params` is the text after the first `;`)
+/// into `(name, value)`, trimmed, `value` `None` for a flag. No validation.
+struct Params<'a> {
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> Iterator for Params<'a> {
+    type Item = (&'a [u8], Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let s = self.rest?;
         // Split at the next `;` outside a quoted string.
         let mut i = 0;
         let mut in_quote = false;
@@ -99,40 +130,23 @@ fn params_iter(params: &[u8]) -> impl Iterator<Item = Result<(&[u8], Option<&[u8
             }
             i += 1;
         }
-        let (item, next) = if i < s.len() {
-            (&s[..i], Some(&s[i + 1..]))
+        let item = if i < s.len() {
+            self.rest = Some(&s[i + 1..]);
+            &s[..i]
         } else {
-            (s, None)
+            self.rest = None;
+            s
         };
-        rest = next;
         let item = trim_lws(item);
-        let (name, value) = match item.iter().position(|&b| b == b'=') {
+        Some(match item.iter().position(|&b| b == b'=') {
             Some(eq) => (trim_lws(&item[..eq]), Some(trim_lws(&item[eq + 1..]))),
             None => (item, None),
-        };
-        if !is_token_str(name) || value.is_some_and(|v| !param_value_ok(v)) {
-            return Some(Err(()));
-        }
-        Some(Ok((name, value)))
-    })
+        })
+    }
 }
 
-fn param_value_ok(v: &[u8]) -> bool {
-    if v.is_empty() {
-        return false;
-    }
-    if v[0] == b'"' {
-        return quoted_end(v) == Some(v.len());
-    }
-    if v[0] == b'[' {
-        return v.ends_with(b"]")
-            && v[1..v.len() - 1]
-                .iter()
-                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
-    }
-    // token / host, plus the URI paramchar set when a Contact's parameters are read
-    v.iter()
-        .all(|&b| is_token(b) || matches!(b, b':' | b'/' | b'[' | b']' | b'&' | b'$' | b'@' | b'?'))
+fn params_iter(params: &[u8]) -> Params<'_> {
+    Params { rest: Some(params) }
 }
 
 /// `Some(Some(value))`, `Some(None)` for a flag parameter, `None` when absent.
@@ -142,13 +156,8 @@ pub(crate) fn param<'a>(params: &'a [u8], name: &str) -> Option<Option<&'a [u8]>
         return None;
     }
     params_iter(params)
-        .filter_map(Result::ok)
         .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
         .map(|(_, v)| v)
-}
-
-fn params_ok(params: &[u8]) -> bool {
-    params_iter(params).all(|p| p.is_ok())
 }
 
 /// Given a slice starting with `"`, the index just past the closing quote.
@@ -164,14 +173,68 @@ fn quoted_end(s: &[u8]) -> Option<usize> {
     None
 }
 
-/// After optional LWS, either nothing or `;params`. Returns the params (after `;`).
-fn tail_params(rest: &[u8]) -> Option<&[u8]> {
+/// After optional LWS, either nothing or `;params`, every parameter well-formed
+/// (`token [ "=" ( token / host / quoted-string ) ]`, LWS allowed around `;` and
+/// `=`); `seen` is called with each one, so one pass validates and extracts.
+/// Returns the params (after the first `;`).
+fn tail_params<'a>(
+    rest: &'a [u8],
+    mut seen: impl FnMut(&'a [u8], Option<&'a [u8]>),
+) -> Option<&'a [u8]> {
     let rest = trim_lws(rest);
     if rest.is_empty() {
         return Some(b"");
     }
     let params = rest.strip_prefix(b";")?;
-    params_ok(params).then_some(params)
+    let p = params;
+    let mut i = 0;
+    loop {
+        i = skip_lws(p, i);
+        let ns = i;
+        while i < p.len() && TOKEN[p[i] as usize] {
+            i += 1;
+        }
+        if i == ns {
+            return None;
+        }
+        let name = &p[ns..i];
+        i = skip_lws(p, i);
+        let mut value = None;
+        if p.get(i) == Some(&b'=') {
+            i = skip_lws(p, i + 1);
+            let vs = i;
+            match p.get(i) {
+                Some(b'"') => i += quoted_end(&p[i..])?,
+                Some(b'[') => {
+                    i += 1;
+                    while i < p.len() && (p[i].is_ascii_hexdigit() || p[i] == b':' || p[i] == b'.')
+                    {
+                        i += 1;
+                    }
+                    if p.get(i) != Some(&b']') {
+                        return None;
+                    }
+                    i += 1;
+                }
+                _ => {
+                    while i < p.len() && PARAM_CHAR[p[i] as usize] {
+                        i += 1;
+                    }
+                }
+            }
+            if i == vs {
+                return None;
+            }
+            value = Some(&p[vs..i]);
+            i = skip_lws(p, i);
+        }
+        seen(name, value);
+        match p.get(i) {
+            None => return Some(params),
+            Some(b';') => i += 1,
+            Some(_) => return None,
+        }
+    }
 }
 
 /// `name-addr` or `addr-spec` with header parameters, as in From, To, Contact,
@@ -217,11 +280,17 @@ impl<'a> NameAddr<'a> {
         } else {
             (None, None)
         };
+        let mut tag = None;
+        let mut see_tag = |n: &'a [u8], v: Option<&'a [u8]>| {
+            if tag.is_none() && n.eq_ignore_ascii_case(b"tag") {
+                tag = v;
+            }
+        };
         let (uri, params) = match after_display {
             Some(angle) => {
                 let gt = angle.iter().position(|&b| b == b'>')?;
                 let uri = &angle[1..gt];
-                (uri, tail_params(&angle[gt + 1..])?)
+                (uri, tail_params(&angle[gt + 1..], &mut see_tag)?)
             }
             None => {
                 let semi = v.iter().position(|&b| b == b';').unwrap_or(v.len());
@@ -229,7 +298,7 @@ impl<'a> NameAddr<'a> {
                 if uri.iter().any(|&b| b == b',' || b == b'?') {
                     return None;
                 }
-                (uri, tail_params(&v[semi..])?)
+                (uri, tail_params(&v[semi..], &mut see_tag)?)
             }
         };
         if uri.is_empty() || uri.iter().any(|&b| is_lws(b) || b == b'<' || b == b'"') {
@@ -238,7 +307,6 @@ impl<'a> NameAddr<'a> {
         if !uri.contains(&b':') {
             return None;
         }
-        let tag = param(params, "tag").flatten();
         Some(NameAddr {
             display,
             uri,
@@ -319,8 +387,17 @@ impl<'a> Via<'a> {
             port = Some(u16::try_from(p).ok()?);
             i = pe;
         }
-        let params = tail_params(&v[i..])?;
-        let rport = match param(params, "rport") {
+        let (mut branch, mut received, mut rport_raw) = (None, None, None);
+        let params = tail_params(&v[i..], |n, val| {
+            if n.eq_ignore_ascii_case(b"branch") {
+                branch = branch.or(Some(val));
+            } else if n.eq_ignore_ascii_case(b"received") {
+                received = received.or(Some(val));
+            } else if n.eq_ignore_ascii_case(b"rport") {
+                rport_raw = rport_raw.or(Some(val));
+            }
+        })?;
+        let rport = match rport_raw {
             None => None,
             Some(None) => Some(None),
             Some(Some(p)) => Some(Some(u16::try_from(parse_u32(p)?).ok()?)),
@@ -329,8 +406,8 @@ impl<'a> Via<'a> {
             transport,
             host,
             port,
-            branch: param(params, "branch").flatten(),
-            received: param(params, "received").flatten(),
+            branch: branch.flatten(),
+            received: received.flatten(),
             rport,
             params,
         })
@@ -358,10 +435,15 @@ impl<'a> Event<'a> {
         if !is_token_str(package) {
             return None;
         }
-        let params = tail_params(&v[semi..])?;
+        let mut id = None;
+        let params = tail_params(&v[semi..], |n, val| {
+            if id.is_none() && n.eq_ignore_ascii_case(b"id") {
+                id = val;
+            }
+        })?;
         Some(Event {
             package,
-            id: param(params, "id").flatten(),
+            id,
             params,
         })
     }
@@ -384,11 +466,18 @@ impl<'a> SubscriptionState<'a> {
         if !is_token_str(state) {
             return None;
         }
-        let params = tail_params(&v[semi..])?;
+        let (mut reason, mut expires) = (None, None);
+        tail_params(&v[semi..], |n, val| {
+            if n.eq_ignore_ascii_case(b"reason") {
+                reason = reason.or(val);
+            } else if n.eq_ignore_ascii_case(b"expires") {
+                expires = expires.or(val);
+            }
+        })?;
         Some(SubscriptionState {
             state,
-            reason: param(params, "reason").flatten(),
-            expires: param(params, "expires").flatten().and_then(parse_u32),
+            reason,
+            expires: expires.and_then(parse_u32),
         })
     }
 }

@@ -19,7 +19,7 @@ use super::cache::{Cache, WriteSet};
 use super::codec::{self, *};
 use super::{Account, Store, StoreError, StoreEvent};
 use crate::policy::{
-    decide, validate, Aor, Change, Org, PendingHow, PendingRequest, PendingState, PolicyDocument,
+    validate, Aor, Change, Org, PendingHow, PendingRequest, PendingState, PolicyDocument,
     PolicySet, UserPolicy, ValidationError, Verdict,
 };
 
@@ -248,11 +248,15 @@ impl SledStore {
             }
             Err(TransactionError::Storage(e)) => return Err(io(e)),
         }
-        if durable {
-            self.db.flush().map_err(io)?;
-        }
+        let flushed = if durable {
+            self.db.flush().map(|_| ())
+        } else {
+            Ok(())
+        };
+        // sled holds the change now, flushed or not: the cache must show what a
+        // restart may show. Only a flushed change is acknowledged.
         self.cache.apply(ws);
-        Ok(())
+        flushed.map_err(|e| StoreError::Io(format!("written but not flushed to disk: {e}")))
     }
 
     fn announce(&self, event: StoreEvent) {
@@ -267,12 +271,14 @@ impl SledStore {
             org: (*self.cache.org()).clone(),
             users: BTreeMap::new(),
         };
+        // In first-touched order (for the events), with a set to keep big batches linear.
         let mut touched: Vec<Aor> = Vec::new();
+        let mut seen: HashSet<&Aor> = HashSet::new();
         let mut org_changed = false;
         for change in changes {
             match change.owner() {
                 Some(owner) => {
-                    if !touched.contains(owner) {
+                    if seen.insert(owner) {
                         touched.push(owner.clone());
                         if let Some(u) = self.cache.user(owner) {
                             set.users.insert(owner.clone(), (*u).clone());
@@ -374,9 +380,7 @@ impl Store for SledStore {
     }
 
     fn decide(&self, owner: &Aor, watcher: &Aor) -> Verdict {
-        let org = self.cache.org();
-        let policy = self.cache.user(owner);
-        decide(&org, policy.as_deref(), owner, watcher)
+        self.cache.decide(owner, watcher)
     }
 
     fn apply(&self, change: Change) -> Result<(), StoreError> {

@@ -131,7 +131,10 @@ impl Driver {
             udp: udp_sockets.clone(),
             conns: DashMap::new(),
             by_remote: DashMap::new(),
-            next_conn: AtomicU64::new(1),
+            // Connection ids travel in our Via (`engine::routing::CONN_PARAM`); a
+            // random start keeps a response that outlived a restart from
+            // matching a new connection.
+            next_conn: AtomicU64::new(rand::random::<u64>() >> 16),
             shutdown,
         });
         let mut tasks = JoinSet::new();
@@ -141,7 +144,8 @@ impl Driver {
         for l in tcp_listeners {
             tasks.spawn(tcp::accept_loop(shared.clone(), l));
         }
-        tasks.spawn(timer_loop(shared));
+        tasks.spawn(timer_loop(shared.clone()));
+        tasks.spawn(policy_loop(shared));
         Driver { tasks, stop, local }
     }
 
@@ -162,6 +166,31 @@ impl Driver {
             }
         }
         self.tasks.abort_all();
+    }
+}
+
+/// Forwards every acknowledged store change to the engine, so live dialogs see a
+/// new decision within about a second (DESIGN.md "Decisions change").
+async fn policy_loop(shared: Arc<Shared>) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = shared.engine.store().subscribe();
+    let mut shutdown = shared.shutdown.clone();
+    let mut out = Vec::new();
+    loop {
+        let owner = tokio::select! {
+            _ = shutdown.changed() => return,
+            ev = events.recv() => match ev {
+                Ok(crate::store::StoreEvent::Policy { owner }) => owner,
+                Ok(crate::store::StoreEvent::Pending(_)) => continue,
+                // Missed events: re-evaluate everyone.
+                Err(RecvError::Lagged(_)) => None,
+                Err(RecvError::Closed) => return,
+            },
+        };
+        shared
+            .engine
+            .policy_changed(now_ms(), owner.as_ref(), &mut out);
+        shared.dispatch(&mut out).await;
     }
 }
 

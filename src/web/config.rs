@@ -14,6 +14,15 @@ pub struct WebConfig {
     /// Bearer token for the admin API. When unset, the proxy generates one at start
     /// and writes it to the data directory for the command line.
     pub admin_token: Option<String>,
+    /// Wrong passwords, per account and per client address, before sign-in is
+    /// refused with 429 (guessing passwords must be slow).
+    pub signin_max_failures: u32,
+    /// How long a locked account or address stays locked, and the window in which
+    /// failures are counted.
+    pub signin_lockout_s: u64,
+    /// Mark cookies `Secure`: set when the pages are served over TLS (by this
+    /// process or by a TLS-terminating reverse proxy in front of it).
+    pub cookie_secure: bool,
 }
 
 impl Default for WebConfig {
@@ -22,6 +31,9 @@ impl Default for WebConfig {
             listen: "127.0.0.1:8080".to_string(),
             idle_timeout_s: 1800,
             admin_token: None,
+            signin_max_failures: 10,
+            signin_lockout_s: 300,
+            cookie_secure: false,
         }
     }
 }

@@ -1,0 +1,346 @@
+//! The subscription dialogs the proxy enforces, keyed by dialog, with an expiry
+//! wheel and per-owner and global caps (DESIGN.md "Dialog state lives in DashMaps
+//! keyed by dialog ... bounded (per owner and global caps, oldest pending evicted
+//! first, counted)").
+//!
+//! A dialog is keyed by Call-ID and the watcher's tag, which every NOTIFY carries
+//! as its To tag (RFC 6665 §4.1.2.4), so a NOTIFY that overtakes the SUBSCRIBE's
+//! 2xx still finds its dialog.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+
+use super::coalesce::Pacer;
+use super::cseq::CseqShift;
+use super::identity::IdentitySource;
+use super::view::View;
+use super::wheel::ExpiryWheel;
+use crate::engine::{ConnId, Transport};
+use crate::policy::Aor;
+
+/// Call-ID and the watcher's (subscriber's) tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DialogKey {
+    pub call_id: Bytes,
+    pub watcher_tag: Bytes,
+}
+
+impl DialogKey {
+    pub fn new(call_id: &[u8], watcher_tag: &[u8]) -> Self {
+        DialogKey {
+            call_id: Bytes::copy_from_slice(call_id),
+            watcher_tag: Bytes::copy_from_slice(watcher_tag),
+        }
+    }
+}
+
+/// Where and how the watcher's side of the dialog is reached: the flow its
+/// SUBSCRIBE came on (RFC 5626 style: NAT-safe, and the same TCP connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub transport: Transport,
+    pub conn: Option<ConnId>,
+    /// The proxy's own address on that flow (the sent-by of Vias it originates).
+    pub local: SocketAddr,
+}
+
+/// One watcher→owner presence subscription.
+#[derive(Debug, Clone)]
+pub struct Dialog {
+    pub watcher: Aor,
+    pub owner: Aor,
+    pub identity: IdentitySource,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+    /// The upstream answered the SUBSCRIBE with a 2xx.
+    pub confirmed: bool,
+    pub watcher_peer: Peer,
+    /// Record-Route entries the SUBSCRIBE carried when it reached the proxy: the
+    /// proxies between it and the watcher, the route set of NOTIFYs it originates.
+    pub route_set: Vec<Bytes>,
+    /// The last NOTIFY the notifier sent, as received: its body is the last real
+    /// state (kept so an allowed-again watcher gets it at once), and the headers of
+    /// NOTIFYs the proxy originates are copied from it.
+    pub template: Option<Bytes>,
+    /// What the watcher was last shown.
+    pub shown: Option<View>,
+    pub cseq: CseqShift,
+    pub pacer: Pacer,
+    /// A paced NOTIFY is waiting for the interval to elapse.
+    pub held: bool,
+    /// The proxy ended the subscription towards the watcher (giveup); later notifier
+    /// NOTIFYs are answered 481 so the notifier ends it too (RFC 6665 §4.1.3).
+    pub terminated: bool,
+}
+
+impl Dialog {
+    /// Held back by the policy: not yet accepted upstream, or shown as pending.
+    fn is_pending(&self) -> bool {
+        !self.confirmed || self.shown == Some(View::Held)
+    }
+}
+
+/// Caps on tracked dialogs.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    pub per_owner: usize,
+    pub global: usize,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Caps {
+            per_owner: 1_000,
+            global: 200_000,
+        }
+    }
+}
+
+/// Every tracked dialog.
+#[derive(Debug)]
+pub struct DialogTable {
+    dialogs: DashMap<DialogKey, Dialog>,
+    by_owner: DashMap<Aor, Vec<DialogKey>>,
+    wheel: Mutex<ExpiryWheel<DialogKey>>,
+    caps: Caps,
+    evicted: AtomicU64,
+}
+
+impl DialogTable {
+    pub fn new(caps: Caps) -> Self {
+        DialogTable {
+            dialogs: DashMap::new(),
+            by_owner: DashMap::new(),
+            wheel: Mutex::new(ExpiryWheel::new(1_000, 4_096)),
+            caps,
+            evicted: AtomicU64::new(0),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.dialogs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dialogs.is_empty()
+    }
+
+    /// Dialogs dropped to stay within the caps since start.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    fn file(&self, key: DialogKey, deadline: u64) {
+        if let Ok(mut w) = self.wheel.lock() {
+            w.insert(key, deadline);
+        }
+    }
+
+    /// Tracks a new dialog (or replaces one with the same key), evicting the oldest
+    /// pending dialog, or failing that the oldest, of the owner and then globally
+    /// when a cap is reached.
+    pub fn insert(&self, key: DialogKey, dialog: Dialog) {
+        let owner = dialog.owner.clone();
+        let deadline = dialog.expires_ms;
+        if !self.dialogs.contains_key(&key) {
+            let owned = self.by_owner.get(&owner).map_or(0, |v| v.len());
+            if owned >= self.caps.per_owner {
+                let keys = self.keys_of(&owner);
+                self.evict_oldest(keys.into_iter());
+            }
+            if self.dialogs.len() >= self.caps.global {
+                let keys: Vec<DialogKey> = self.dialogs.iter().map(|e| e.key().clone()).collect();
+                self.evict_oldest(keys.into_iter());
+            }
+        }
+        if let Some(old) = self.dialogs.insert(key.clone(), dialog) {
+            self.unindex(&old.owner, &key);
+        }
+        self.by_owner.entry(owner).or_default().push(key.clone());
+        self.file(key, deadline);
+    }
+
+    fn evict_oldest(&self, keys: impl Iterator<Item = DialogKey>) {
+        let mut best: Option<(bool, u64, DialogKey)> = None;
+        for k in keys {
+            let Some(d) = self.dialogs.get(&k) else {
+                continue;
+            };
+            // Pending dialogs sort first (false < true), then the oldest.
+            let rank = (!d.is_pending(), d.created_ms);
+            drop(d);
+            if best.as_ref().map_or(true, |(p, c, _)| rank < (*p, *c)) {
+                best = Some((rank.0, rank.1, k));
+            }
+        }
+        if let Some((_, _, k)) = best {
+            if let Some(d) = self.remove(&k) {
+                self.evicted.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(owner = %d.owner, watcher = %d.watcher, "dialog cap reached: oldest dialog evicted");
+            }
+        }
+    }
+
+    fn unindex(&self, owner: &Aor, key: &DialogKey) {
+        let mut empty = false;
+        if let Some(mut v) = self.by_owner.get_mut(owner) {
+            v.retain(|k| k != key);
+            empty = v.is_empty();
+        }
+        if empty {
+            self.by_owner.remove_if(owner, |_, v| v.is_empty());
+        }
+    }
+
+    pub fn remove(&self, key: &DialogKey) -> Option<Dialog> {
+        let (_, d) = self.dialogs.remove(key)?;
+        self.unindex(&d.owner, key);
+        Some(d)
+    }
+
+    /// Runs `f` on the dialog, if tracked. `f` must not touch the table.
+    pub fn with<R>(&self, key: &DialogKey, f: impl FnOnce(&mut Dialog) -> R) -> Option<R> {
+        self.dialogs.get_mut(key).map(|mut d| f(&mut d))
+    }
+
+    /// Moves a dialog's expiry (a refresh or the notifier's `expires`).
+    pub fn set_expiry(&self, key: &DialogKey, expires_ms: u64) {
+        if self.with(key, |d| d.expires_ms = expires_ms).is_some() {
+            self.file(key.clone(), expires_ms);
+        }
+    }
+
+    pub fn keys_of(&self, owner: &Aor) -> Vec<DialogKey> {
+        self.by_owner
+            .get(owner)
+            .map(|v| v.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn keys(&self) -> Vec<DialogKey> {
+        self.dialogs.iter().map(|e| e.key().clone()).collect()
+    }
+
+    /// Removes and returns the dialogs whose expiry passed.
+    pub fn expire(&self, now_ms: u64) -> Vec<(DialogKey, Dialog)> {
+        let mut fired = Vec::new();
+        if let Ok(mut w) = self.wheel.lock() {
+            w.expire(now_ms, &mut fired);
+        }
+        let mut out = Vec::new();
+        for k in fired {
+            let due = self.dialogs.get(&k).is_some_and(|d| d.expires_ms <= now_ms);
+            if due {
+                if let Some(d) = self.remove(&k) {
+                    out.push((k, d));
+                }
+            }
+        }
+        out
+    }
+
+    /// When the next expiry may be due.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.wheel.lock().ok()?.next_deadline()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dialog(owner: &str, created: u64, confirmed: bool) -> Dialog {
+        let addr: SocketAddr = "127.0.0.1:5062".parse().unwrap();
+        Dialog {
+            watcher: Aor::parse("w@example.com").unwrap(),
+            owner: Aor::parse(owner).unwrap(),
+            identity: IdentitySource::Registered,
+            created_ms: created,
+            expires_ms: created + 3_600_000,
+            confirmed,
+            watcher_peer: Peer {
+                addr,
+                transport: Transport::Udp,
+                conn: None,
+                local: addr,
+            },
+            route_set: vec![],
+            template: None,
+            shown: None,
+            cseq: CseqShift::default(),
+            pacer: Pacer::default(),
+            held: false,
+            terminated: false,
+        }
+    }
+
+    fn key(n: u32) -> DialogKey {
+        DialogKey::new(format!("call-{n}").as_bytes(), b"t")
+    }
+
+    #[test]
+    fn per_owner_cap_evicts_oldest_pending_first() {
+        let t = DialogTable::new(Caps {
+            per_owner: 3,
+            global: 100,
+        });
+        t.insert(key(1), dialog("p@example.com", 1, true));
+        t.insert(key(2), dialog("p@example.com", 2, false));
+        t.insert(key(3), dialog("p@example.com", 3, false));
+        t.insert(key(4), dialog("p@example.com", 4, true));
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.evicted(), 1);
+        assert!(
+            t.with(&key(2), |_| ()).is_none(),
+            "the oldest pending dialog goes first"
+        );
+        assert!(
+            t.with(&key(1), |_| ()).is_some(),
+            "an older confirmed dialog stays"
+        );
+        t.insert(key(5), dialog("q@example.com", 5, true));
+        assert_eq!(t.len(), 4, "another owner is not capped by p's dialogs");
+    }
+
+    #[test]
+    fn global_cap_evicts_oldest_when_none_pending() {
+        let t = DialogTable::new(Caps {
+            per_owner: 10,
+            global: 2,
+        });
+        t.insert(key(1), dialog("a@example.com", 1, true));
+        t.insert(key(2), dialog("b@example.com", 2, true));
+        t.insert(key(3), dialog("c@example.com", 3, true));
+        assert_eq!(t.len(), 2);
+        assert!(t.with(&key(1), |_| ()).is_none());
+        assert_eq!(t.keys_of(&Aor::parse("a@example.com").unwrap()), vec![]);
+        assert_eq!(t.evicted(), 1);
+    }
+
+    #[test]
+    fn expiry_follows_refreshes() {
+        let t = DialogTable::new(Caps::default());
+        t.insert(key(1), dialog("a@example.com", 0, true));
+        t.set_expiry(&key(1), 10_000);
+        assert!(t.expire(9_999).is_empty());
+        let gone = t.expire(10_000);
+        assert_eq!(gone.len(), 1);
+        assert!(t.is_empty());
+        // The stale original entry (3_600_000) fires later and finds nothing.
+        assert!(t.expire(4_000_000).is_empty());
+    }
+
+    #[test]
+    fn refresh_to_later_keeps_the_dialog() {
+        let t = DialogTable::new(Caps::default());
+        t.insert(key(1), dialog("a@example.com", 0, true));
+        t.set_expiry(&key(1), 7_200_000);
+        assert!(t.expire(3_600_000).is_empty());
+        assert_eq!(t.len(), 1);
+    }
+}

@@ -1,0 +1,282 @@
+//! The NOTIFYs of a presence dialog on their way to the watcher, transformed by the
+//! current decision (a cache read per NOTIFY): Allow passes, Block gets the Offline
+//! document (polite block, RFC 5025), Pending follows the org's pending view
+//! (DESIGN.md "NOTIFY in such a dialog").
+
+use bytes::Bytes;
+
+use super::dialogs::DialogKey;
+use super::view::View;
+use super::{bump, Enforced, Presence, Step};
+use crate::engine::{Handled, Received, Transmit};
+use crate::pidf;
+use crate::policy::{Aor, PendingView};
+use crate::sip::{self, Editor, Message};
+
+/// What to do with one notifier NOTIFY of a tracked dialog.
+enum Plan {
+    /// The proxy ended this subscription (giveup): tell the notifier it is gone.
+    Gone,
+    /// Answer 200 and pass nothing on (nothing new for a held watcher, or paced).
+    Swallow { paced_until: Option<u64> },
+    /// Pass it on, shown as `view`, renumbered to `cseq`.
+    Forward { view: View, cseq: u32, last: bool },
+}
+
+fn is_multipart(content_type: Option<&[u8]>) -> bool {
+    content_type.is_some_and(|c| c.len() >= 10 && c[..10].eq_ignore_ascii_case(b"multipart/"))
+}
+
+impl Presence {
+    pub(super) fn notify(
+        &self,
+        now_ms: u64,
+        rx: &Received,
+        msg: &Message,
+        ed: &mut Editor<'_>,
+        out: &mut Vec<Transmit>,
+    ) -> Enforced {
+        let (Some(call_id), Some(tag), Some((cseq, _))) =
+            (msg.call_id(), msg.to().and_then(|t| t.tag), msg.cseq())
+        else {
+            return self.notify_untracked(msg, ed);
+        };
+        let key = DialogKey::new(call_id, tag);
+        let Some((watcher, owner)) = self
+            .dialogs
+            .with(&key, |d| (d.watcher.clone(), d.owner.clone()))
+        else {
+            return self.notify_untracked(msg, ed);
+        };
+        let verdict = self.store.decide(&owner, &watcher);
+        let org = self.store.org();
+        let view = if self.owns(&owner) {
+            View::of(verdict.decision, org.pending_view)
+        } else {
+            View::Real
+        };
+        let last = msg
+            .subscription_state()
+            .is_some_and(|s| s.state.eq_ignore_ascii_case(b"terminated"));
+        let interval = self
+            .store
+            .user(&watcher)
+            .map(|u| u64::from(u.refresh_interval_s) * 1000);
+
+        let plan = self.dialogs.with(&key, |d| {
+            if d.terminated {
+                return Plan::Gone;
+            }
+            d.template = Some(msg.raw().clone());
+            // A UDP retransmission of a NOTIFY already passed on goes the same way.
+            if let Some(w) = d.cseq.forwarded_as(cseq) {
+                return Plan::Forward {
+                    view,
+                    cseq: w,
+                    last,
+                };
+            }
+            if cseq <= d.cseq.last_notifier() && d.shown.is_some() {
+                return Plan::Swallow { paced_until: None };
+            }
+            if !last && view == View::Held && d.shown == Some(View::Held) {
+                d.cseq.swallowed(cseq);
+                return Plan::Swallow { paced_until: None };
+            }
+            // The first NOTIFY, a change of view and the last NOTIFY are never paced.
+            if !last && d.shown == Some(view) {
+                if let super::coalesce::Pace::HoldUntil(due) = d.pacer.offer(now_ms, interval) {
+                    d.cseq.swallowed(cseq);
+                    d.held = true;
+                    return Plan::Swallow {
+                        paced_until: Some(due),
+                    };
+                }
+            }
+            let w = d.cseq.forward(cseq);
+            d.pacer.sent(now_ms);
+            d.held = false;
+            d.shown = Some(view);
+            Plan::Forward {
+                view,
+                cseq: w,
+                last,
+            }
+        });
+        let about = |e: Enforced| e.about(&watcher, &owner, Some(verdict));
+        match plan {
+            None => self.notify_untracked(msg, ed),
+            Some(Plan::Gone) => {
+                reply_to(rx, msg, 481, "Subscription Does Not Exist", out);
+                about(
+                    Enforced::step(Step::Done(Handled::Answered)).because("subscription given up"),
+                )
+            }
+            Some(Plan::Swallow { paced_until }) => {
+                reply_to(rx, msg, 200, "OK", out);
+                if let Some(due) = paced_until {
+                    bump(&self.counters.notifies_coalesced);
+                    if let Ok(mut p) = self.paced.lock() {
+                        p.insert((due, key));
+                    }
+                    about(
+                        Enforced::step(Step::Done(Handled::Answered))
+                            .because("coalesced into the next NOTIFY"),
+                    )
+                } else {
+                    bump(&self.counters.notifies_swallowed);
+                    about(
+                        Enforced::step(Step::Done(Handled::Answered))
+                            .because("pending: nothing to tell"),
+                    )
+                }
+            }
+            Some(Plan::Forward {
+                view,
+                cseq: w,
+                last,
+            }) => {
+                if last {
+                    self.dialogs.remove(&key);
+                }
+                let mut changed = w != cseq;
+                if changed {
+                    ed.set_cseq_number(w);
+                }
+                changed |= self.shape(msg, ed, view, &owner, &watcher, org.pending_view);
+                if changed {
+                    bump(&self.counters.notifies_rewritten);
+                    about(Enforced::step(Step::Rewritten))
+                } else {
+                    about(Enforced::route())
+                }
+            }
+        }
+    }
+
+    /// A presence NOTIFY of a dialog the proxy does not know (evicted, or from
+    /// before a restart). Its To is only what the subscriber claimed, so the watcher
+    /// is anonymous unless From-trust is on: an unknown party gains nothing.
+    fn notify_untracked(&self, msg: &Message, ed: &mut Editor<'_>) -> Enforced {
+        let Some(owner) = msg.from().and_then(|f| super::aor_of(f.uri)) else {
+            return Enforced::route();
+        };
+        if !self.owns(&owner) {
+            return Enforced::route();
+        }
+        let watcher = match msg.to().and_then(|t| super::aor_of(t.uri)) {
+            Some(w) if self.cfg.trust_from => w,
+            _ => Aor::anonymous(),
+        };
+        let verdict = self.store.decide(&owner, &watcher);
+        let pending_view = self.store.org().pending_view;
+        let view = View::of(verdict.decision, pending_view);
+        let step = if self.shape(msg, ed, view, &owner, &watcher, pending_view) {
+            bump(&self.counters.notifies_rewritten);
+            Step::Rewritten
+        } else {
+            Step::Route
+        };
+        Enforced::step(step)
+            .about(&watcher, &owner, Some(verdict))
+            .because("untracked dialog")
+    }
+
+    /// Edits a notifier NOTIFY to show `view`; true when anything changed.
+    fn shape(
+        &self,
+        msg: &Message,
+        ed: &mut Editor<'_>,
+        view: View,
+        owner: &Aor,
+        watcher: &Aor,
+        pv: PendingView,
+    ) -> bool {
+        let content_type = msg.content_type();
+        let body = msg.body();
+        match view {
+            View::Real if is_multipart(content_type) && !body.is_empty() => {
+                // RLMI (RFC 4662): the list is visible, each resource by its own decision.
+                let ct = content_type.unwrap_or_default();
+                let r = self
+                    .rlmi_for(ct, body, watcher, pv)
+                    .unwrap_or_else(|| pidf::offline_document(owner.as_str()));
+                if r.body.as_slice() == body {
+                    return false;
+                }
+                ed.set_body(Some(&r.content_type), &r.body);
+                true
+            }
+            View::Real => false,
+            View::Offline => {
+                if body.is_empty() {
+                    // Never published: indistinguishable from offline already.
+                    return false;
+                }
+                let ct = content_type.unwrap_or_default();
+                let r = pidf::offline_or_document(ct, body, owner.as_str());
+                ed.set_body(Some(&r.content_type), &r.body);
+                true
+            }
+            View::Held => {
+                let state = held_state(msg);
+                ed.set_header("Subscription-State", &state);
+                ed.set_body(None, b"");
+                true
+            }
+        }
+    }
+
+    /// Rewrites the parts of resources this watcher may not see; `None` when the
+    /// bundle cannot be read (it is then replaced, never passed).
+    pub(super) fn rlmi_for(
+        &self,
+        ct: &[u8],
+        body: &[u8],
+        watcher: &Aor,
+        pv: PendingView,
+    ) -> Option<pidf::Rewritten> {
+        let blocked = |uri: &str| match Aor::parse(uri) {
+            Ok(r) => View::of(self.store.decide(&r, watcher).decision, pv) != View::Real,
+            Err(_) => true,
+        };
+        match pidf::rewrite_rlmi(ct, body, &blocked) {
+            Ok(r) => Some(r),
+            Err(err) => {
+                tracing::debug!(%err, "RLMI bundle replaced by the Offline document");
+                None
+            }
+        }
+    }
+}
+
+/// `pending` with the notifier's `expires`, or `terminated` as the notifier said.
+fn held_state(msg: &Message) -> Vec<u8> {
+    match msg.subscription_state() {
+        Some(s) if s.state.eq_ignore_ascii_case(b"terminated") => {
+            let mut v = b"terminated".to_vec();
+            if let Some(r) = s.reason {
+                v.extend_from_slice(b";reason=");
+                v.extend_from_slice(r);
+            }
+            v
+        }
+        Some(s) => match s.expires {
+            Some(e) => format!("pending;expires={e}").into_bytes(),
+            None => b"pending".to_vec(),
+        },
+        None => b"pending".to_vec(),
+    }
+}
+
+/// Answers a request the proxy does not pass on, where it came from.
+pub(super) fn reply_to(
+    rx: &Received,
+    msg: &Message,
+    status: u16,
+    reason: &str,
+    out: &mut Vec<Transmit>,
+) {
+    let data: Bytes = sip::response(msg, status, reason, None, &[], b"");
+    super::reply(rx, data, out);
+}
