@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
 done
 MEMSUBS=100000
 # Ports of this benchmark only (loopback).
-KPORT=35060; PPORT=35070; SPORT=35080; WPORT=35061
+KPORT=35060; PPORT=35070; SPORT=35080; WPORT=35061; HPORT=35090
 TMO=2000; SATWIN=200
 mkdir -p "$W"; OUT=$W/results-$(date +%Y%m%d-%H%M%S).jsonl; : > "$OUT"
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
@@ -44,11 +44,13 @@ if ! command -v kamailio > /dev/null; then
 fi
 [ -r "$KIT/bench-proxy.cfg" ] || { echo "missing $KIT/bench-proxy.cfg" >&2; exit 1; }
 log "building (release)"
-cargo build --release --bin presence-proxy -q || exit 1
-LG=$(cargo bench --bench loadgen --no-run --message-format=json 2> /dev/null \
+[ -n "${PP_BIN:-}" ] || cargo build --release --bin presence-proxy -q || exit 1
+# `cargo build --release` rather than `cargo bench --no-run`: same profile as the binary, one build.
+LG=$(cargo build --release --bench loadgen --message-format=json 2> /dev/null \
   | grep -o '"executable":"[^"]*loadgen[^"]*"' | cut -d'"' -f4 | tail -1)
 [ -x "$LG" ] || { echo "loadgen did not build" >&2; exit 1; }
-PP=$ROOT/target/release/presence-proxy
+# PP_BIN: measure another build of presence-proxy (e.g. a branch not merged yet).
+PP=${PP_BIN:-$ROOT/target/release/presence-proxy}
 "$LG" selftest > /dev/null || { echo "loadgen selftest failed" >&2; exit 1; }
 
 log "generating data (100 000 users)"
@@ -64,7 +66,8 @@ sed -e "s#@DB@#$W/data/kam/db#" -e "s#127.0.0.1:5060#127.0.0.1:$KPORT#g" \
 PID=""
 cleanup() { if [ -n "$PID" ] && kill -0 "$PID" 2> /dev/null; then kill "$PID"; wait "$PID" 2> /dev/null; fi; PID=""; }
 trap cleanup EXIT
-port_up() { ss -Hln "sport = :$1" | grep -q .; }
+# A UDP and a TCP socket bound to the port (`ss` needs sock_diag, missing on some VMs).
+port_up() { local h; h=$(printf ':%04X ' "$1"); grep -q "$h" /proc/net/udp && grep -q "$h" /proc/net/tcp; }
 
 start() {   # start KIND → PID, TARGET
   case "$1" in
@@ -77,13 +80,13 @@ start() {   # start KIND → PID, TARGET
       done ;;
     presence-proxy)
       rm -rf "$W/ppdata"; cp -a "$W/ppdata-template" "$W/ppdata"
-      taskset -c 0 "$PP" --listen 127.0.0.1:$PPORT --upstream udp:127.0.0.1:$SPORT --data "$W/ppdata" \
+      taskset -c 0 "$PP" --listen 127.0.0.1:$PPORT --upstream udp:127.0.0.1:$SPORT --data "$W/ppdata" --http 127.0.0.1:$HPORT \
         --trust-from > "$W/pp.log" 2>&1 &
       PID=$!; TARGET=127.0.0.1:$PPORT
       for _ in $(seq 1 150); do port_up $PPORT && break; sleep 0.2; done ;;
   esac
-  sleep 1
   kill -0 "$PID" 2> /dev/null && port_up "${TARGET#*:}" || { echo "$1 did not start" >&2; tail "$W"/*.log >&2; exit 1; }
+  "$LG" idle --pid "$PID" --max-s 20
 }
 
 load() {   # load KIND PHASE ROUND ARGS... : one harness run on CPU 1
@@ -145,5 +148,6 @@ fi
 
 log "results: $OUT"
 echo "machine: $(nproc) vCPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(uname -r); load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "command: benches/e2e.sh $([ $QUICK = 1 ] && echo --quick) (rounds $ROUNDS, $SECS s per run)"
+echo "command: benches/e2e.sh $([ $QUICK = 1 ] && echo --quick) (rounds $ROUNDS, $SECS s per run); presence-proxy: $PP"
+echo "kamailio: $(kamailio -v 2> /dev/null | head -1)"
 "$LG" table "$OUT"

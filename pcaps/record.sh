@@ -45,8 +45,6 @@ run -sf "$s/publish.xml" -s alice -p 5176
 run -sf "$s/watcher.xml" -s bob -key owner alice -key domain example.com -p 5171
 run -sf "$s/watcher.xml" -s carol -key owner alice -key domain example.com -p 5172
 run -sf "$s/watcher.xml" -s dave -key owner alice -key domain other.org -p 5173
-run -sf "$s/message.xml" -s carol -key owner alice -key domain example.com -p 5174
-run -sf "$s/message.xml" -s bob -key owner alice -key domain example.com -p 5175
 sleep 1
 kill "$cap"; wait "$cap" 2>/dev/null || true
 cap=

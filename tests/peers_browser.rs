@@ -28,8 +28,7 @@ fn sign_in(b: &Browser, s: &Server) {
     b.goto(&s.url("/signin"));
     b.fill("#username", ALICE);
     b.fill("#password", PASSWORD);
-    let button = b.find("#signin");
-    b.click(&button);
+    b.click_and_load("#signin");
     b.wait_for("#signout", 5);
     assert!(b.url().ends_with("/privacy"), "{}", b.url());
 }
@@ -78,10 +77,9 @@ fn user_options_in_chromium() {
     b.screenshot(&artifact("01-signin"));
     b.fill("#username", ALICE);
     b.fill("#password", "wrong password");
-    let button = b.find("#signin");
-    b.click(&button);
+    b.click_and_load("#signin");
     assert!(b
-        .text_of("#err-password")
+        .wait_text("#err-password", 5)
         .contains("Wrong username or password"));
     sign_in(&b, &s);
     assert_every_control_labelled(&b);
@@ -91,8 +89,7 @@ fn user_options_in_chromium() {
     b.click(&o);
     let o = b.find("#external option[value=ask]");
     b.click(&o);
-    let save = b.find("#save-defaults");
-    b.click(&save);
+    b.click_and_load("#save-defaults");
     let notice = b.wait_for(".notice", 5);
     assert!(b.text(&notice).contains("saved"));
     let p = s.store.user(&aor(ALICE)).unwrap();
@@ -107,16 +104,14 @@ fn user_options_in_chromium() {
     b.click(&r);
     let o = b.find("#user_federated_domain option[value='partner.net']");
     b.click(&o);
-    let add = b.find("#add-user-button");
-    b.click(&add);
+    b.click_and_load("#add-user-button");
     b.wait_for("#sel-user-carol\\@partner\\.net", 5);
     b.fill("#domain_custom", "other.org");
     let r = b.find("input[name=domain_kind][value=custom]");
     b.click(&r);
     let block = b.find("input[name=domain_action][value=block]");
     b.click(&block);
-    let add = b.find("#add-domain-button");
-    b.click(&add);
+    b.click_and_load("#add-domain-button");
     b.wait_for("#sel-domain-other\\.org", 5);
     let p = s.store.user(&aor(ALICE)).unwrap();
     assert_eq!(
@@ -127,9 +122,8 @@ fn user_options_in_chromium() {
 
     // An admin-blocked user cannot be allowed: the reason is next to the field.
     b.fill("#userid", "mallory@evil.org");
-    let add = b.find("#add-user-button");
-    b.click(&add);
-    let err = b.text_of("#err-userid");
+    b.click_and_load("#add-user-button");
+    let err = b.wait_text("#err-userid", 5);
     assert!(err.contains("block"), "{err}");
     assert_eq!(
         b.property(&b.find("#userid"), "value"),
@@ -166,8 +160,7 @@ fn user_options_in_chromium() {
         let c = b.find(css);
         b.click(&c);
     }
-    let del = b.find("#delete-selected");
-    b.click(&del);
+    b.click_and_load("#delete-selected");
     b.wait_for(".notice", 5);
     assert!(b.try_find("#sel-domain-other\\.org").is_none());
     let p = s.store.user(&aor(ALICE)).unwrap();
@@ -185,8 +178,7 @@ fn user_options_in_chromium() {
         if !name.is_empty() {
             b.fill("#alt_name", name);
         }
-        let save = b.find("#save-contact");
-        b.click(&save);
+        b.click_and_load("#save-contact");
         b.wait_for(".notice", 5);
     }
     assert_eq!(b.text_of("#contact-usage"), "Contacts used: 2 of 2");
@@ -194,20 +186,17 @@ fn user_options_in_chromium() {
     let r = b.find("input[name=domain_kind][value=custom]");
     b.click(&r);
     b.fill("#domain_custom", "partner.net");
-    let save = b.find("#save-contact");
-    b.click(&save);
-    let err = b.text_of("#err-contact");
+    b.click_and_load("#save-contact");
+    let err = b.wait_text("#err-contact", 5);
     assert!(err.contains("limit"), "{err}");
     assert_eq!(s.store.user(&aor(ALICE)).unwrap().contacts.len(), 2);
     b.screenshot(&artifact("04-contacts-limit"));
     // Find, Select All, Delete Selected.
     b.goto(&s.url("/contacts?find=dan"));
     assert_eq!(b.find_all("#contacts tbody input[type=checkbox]").len(), 1);
-    let all = b.find("#select-all");
-    b.click(&all);
+    b.click_and_load("#select-all");
     b.wait_for("#contacts tbody input[type=checkbox]:checked", 5);
-    let del = b.find("#delete-selected");
-    b.click(&del);
+    b.click_and_load("#delete-selected");
     b.wait_for(".notice", 5);
     assert!(s.store.user(&aor(ALICE)).unwrap().contacts.is_empty());
 
@@ -215,15 +204,13 @@ fn user_options_in_chromium() {
     b.goto(&s.url("/preferences"));
     assert_every_control_labelled(&b);
     b.fill("#refresh_interval_s", "6");
-    let save = b.find("#save-preferences");
-    b.click(&save);
-    let err = b.text_of("#err-refresh_interval_s");
+    b.click_and_load("#save-preferences");
+    let err = b.wait_text("#err-refresh_interval_s", 5);
     assert!(err.contains("7") && err.contains("3600"), "{err}");
     assert_eq!(s.store.user(&aor(ALICE)).unwrap().refresh_interval_s, 30);
     b.screenshot(&artifact("05-preferences-refused"));
     b.fill("#refresh_interval_s", "45");
-    let save = b.find("#save-preferences");
-    b.click(&save);
+    b.click_and_load("#save-preferences");
     b.wait_for(".notice", 5);
     assert_eq!(s.store.user(&aor(ALICE)).unwrap().refresh_interval_s, 45);
 
@@ -253,8 +240,7 @@ fn user_options_in_chromium() {
     assert!(b.text_of("#live-status").contains("henry@partner.net"));
     b.screenshot(&artifact("06-pending"));
     b.click(&box_);
-    let ok = b.find("#pending-ok");
-    b.click(&ok);
+    b.click_and_load("#pending-ok");
     b.wait_for(".notice", 5);
     let p = s.store.user(&aor(ALICE)).unwrap();
     assert_eq!(
@@ -280,8 +266,7 @@ fn user_options_in_chromium() {
 
     // Sign out.
     b.goto(&s.url("/privacy"));
-    let out = b.find("#signout");
-    b.click(&out);
+    b.click_and_load("#signout");
     let notice = b.wait_for("#notice", 5);
     assert!(b.text(&notice).contains("signed out"));
     b.goto(&s.url("/privacy"));

@@ -125,6 +125,34 @@ fn wait(child: &mut Child, who: &str, timeout: Duration) -> i32 {
     }
 }
 
+/// A data directory whose policy lets the scenarios' watcher (bob, identified by
+/// From: `--trust-from`) see and message the owner (alice), so every flow passes
+/// the privacy enforcement untouched and sipp can count it a success.
+fn allowing_policy() -> tempfile::TempDir {
+    let data = tempfile::tempdir().expect("temp dir");
+    let doc = data.path().join("policy.json");
+    std::fs::write(
+        &doc,
+        r#"{"version": 1, "org": {"local_domains": ["example.com"]},
+            "users": [{"aor": "alice@example.com", "default_internal": "allow", "default_external": "ask",
+                       "exceptions": {"users": [{"aor": "bob@example.com", "action": "allow"}]}}]}"#,
+    )
+    .unwrap();
+    let out = Command::new(common::BIN)
+        .args(["policy", "--data"])
+        .arg(data.path())
+        .arg("import")
+        .arg(&doc)
+        .output()
+        .expect("run presence-proxy policy import");
+    assert!(
+        out.status.success(),
+        "policy import failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    data
+}
+
 /// One load at a time: the runs measure correctness, and several at once on a
 /// small machine only add UDP loss and timeouts that say nothing about the proxy.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -162,12 +190,16 @@ fn run(transport: &str, uas: PathBuf, uac: PathBuf, base_port: u16) {
         ],
     );
     std::thread::sleep(Duration::from_millis(300));
-    let proxy = Proxy::start(&[
-        "--listen",
-        &format!("127.0.0.1:{proxy_port}"),
-        "--upstream",
-        &format!("{transport}:127.0.0.1:{uas_port}"),
-    ]);
+    let proxy = Proxy::start_with_data(
+        allowing_policy(),
+        &[
+            "--listen",
+            &format!("127.0.0.1:{proxy_port}"),
+            "--upstream",
+            &format!("{transport}:127.0.0.1:{uas_port}"),
+            "--trust-from",
+        ],
+    );
     let mut uac_proc = sipp(
         dir.path(),
         &[

@@ -437,7 +437,11 @@ fn locked_data_dir_goes_through_the_admin_api() {
 fn config_file_names_the_data_dir() {
     let (dir, data) = imported();
     let cfg = dir.path().join("proxy.toml");
-    std::fs::write(&cfg, format!("data_dir = {:?}\n", data.to_str().unwrap())).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("[store]\ndata = {:?}\n", data.to_str().unwrap()),
+    )
+    .unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_presence-proxy"))
         .args([
             "policy",

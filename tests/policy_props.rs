@@ -252,18 +252,25 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// The store's cached decision is the pure decision on the data it holds.
     #[test]
     fn store_decides_like_the_pure_function((set, owner) in scenario()) {
         let store = SledStore::temporary().unwrap();
-        store.apply(Change::SetOrg { org: set.org.clone() }).unwrap();
+        // Load the user under the opposite `auto_authorize`, then switch the org: the
+        // cache must follow class changes for users it already holds.
+        let mut flipped = set.org.clone();
+        for c in flipped.classes.values_mut() {
+            c.auto_authorize = !c.auto_authorize;
+        }
+        store.apply(Change::SetOrg { org: flipped }).unwrap();
         let policy: Option<UserPolicy> = set.users.get(&owner).cloned();
         if let Some(p) = &policy {
             store.apply(Change::PutUser { user: p.clone() }).unwrap();
         }
-        for w in PEOPLE {
+        store.apply(Change::SetOrg { org: set.org.clone() }).unwrap();
+        for w in PEOPLE.iter().chain(&["zed@partner.net", "x@other.org", "y@example.com"]) {
             let w = Aor::parse(w).unwrap();
             prop_assert_eq!(store.decide(&owner, &w), decide(&set.org, policy.as_ref(), &owner, &w));
         }

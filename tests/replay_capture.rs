@@ -116,18 +116,18 @@ fn summary(msgs: &[CapturedMessage]) -> Vec<String> {
 }
 
 #[test]
-fn recorded_udp_and_tcp_flows_carry_the_same_36_messages() {
+fn recorded_udp_and_tcp_flows_carry_the_same_38_messages() {
     let udp = pcaps("presence-udp.pcap");
     let tcp = pcaps("presence-tcp.pcapng");
-    assert_eq!(udp.len(), 36);
+    assert_eq!(udp.len(), 38);
     assert_eq!(summary(&udp), summary(&tcp));
     assert!(tcp
         .iter()
         .all(|m| m.transport == Transport::Tcp && m.conn.is_some()));
-    // tshark: frame 1 at 1795311288.087856, and in the pcapng (if_tsresol 9)
-    // frame 4 at 1795311296.060089926.
-    assert_eq!((udp[0].packet, udp[0].time_us), (1, 1_795_311_288_087_856));
-    assert_eq!((tcp[0].packet, tcp[0].time_us), (4, 1_795_311_296_060_089));
+    // tshark: frame 1 at 1795316156.759420, and in the pcapng (if_tsresol 9)
+    // frame 4 at 1795316161.879095688.
+    assert_eq!((udp[0].packet, udp[0].time_us), (1, 1_795_316_156_759_420));
+    assert_eq!((tcp[0].packet, tcp[0].time_us), (4, 1_795_316_161_879_095));
     // Every phone's REGISTER and SUBSCRIBE travel on one TCP connection.
     let bob: Vec<_> = tcp
         .iter()
@@ -135,4 +135,65 @@ fn recorded_udp_and_tcp_flows_carry_the_same_36_messages() {
         .collect();
     assert!(bob.len() >= 8);
     assert!(bob.iter().all(|m| m.conn == bob[0].conn));
+}
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn recorded() -> &'static [u8] {
+        static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        BYTES.get_or_init(|| {
+            std::fs::read(format!(
+                "{}/pcaps/presence-tcp.pcapng",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any corruption of a real capture reads to the end or stops with an
+        /// error that says where; it never panics and never loops.
+        #[test]
+        fn corrupted_captures_end_in_messages_or_a_located_error(
+            flips in proptest::collection::vec((0usize..26_640, any::<u8>()), 1..40),
+            cut in 0usize..26_640,
+        ) {
+            let mut bytes = recorded().to_vec();
+            for (at, value) in flips {
+                if at < bytes.len() {
+                    bytes[at] = value;
+                }
+            }
+            bytes.truncate(cut.max(1));
+            match read_all(&bytes) {
+                Ok(msgs) => prop_assert!(msgs.len() <= 36 * 4),
+                Err(CaptureError::Truncated { offset, .. }) | Err(CaptureError::Corrupt { offset, .. }) => {
+                    prop_assert!(offset <= bytes.len() as u64)
+                }
+                Err(_) => {}
+            }
+        }
+
+        /// Arbitrary bytes after a valid pcap header are frames of garbage:
+        /// counted, never fatal beyond a located error.
+        #[test]
+        fn garbage_frames_are_counted(frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..30), linktype in prop_oneof![Just(0u32), Just(1), Just(101), Just(108), Just(113), Just(276), Just(147)]) {
+            let mut f = 0xA1B2_C3D4u32.to_le_bytes().to_vec();
+            f.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0, 0]);
+            f.extend_from_slice(&linktype.to_le_bytes());
+            for fr in &frames {
+                f.extend_from_slice(&[0u8; 8]);
+                f.extend_from_slice(&(fr.len() as u32).to_le_bytes());
+                f.extend_from_slice(&(fr.len() as u32).to_le_bytes());
+                f.extend_from_slice(fr);
+            }
+            let mut r = CaptureReader::new(f.as_slice()).unwrap();
+            while r.next_message().unwrap().is_some() {}
+            prop_assert_eq!(r.stats().packets, frames.len() as u64);
+        }
+    }
 }

@@ -16,6 +16,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use presence_proxy::policy::{Action, Aor, Change, Domain, Org};
@@ -35,6 +36,39 @@ fn kill_group(child: &mut Child) {
         libc::kill(-pgid, libc::SIGKILL);
     }
     let _ = child.wait();
+}
+
+/// The child's stdout lines, as they come.
+fn read_lines(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for the child's first acknowledgement (so every round tests something,
+/// however loaded the machine), lets it run `ms` more milliseconds, SIGKILLs it,
+/// and returns every line it printed.
+fn kill_at_random_after_first_ack(
+    child: &mut Child,
+    acks: &mpsc::Receiver<String>,
+    ms: u64,
+    round: usize,
+) -> Vec<String> {
+    let first = acks
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("round {round}: the child acknowledged nothing: {e}"));
+    std::thread::sleep(Duration::from_millis(ms));
+    kill_group(child);
+    let mut lines = vec![first];
+    // The reader ends at EOF, once the killed child's pipe closes.
+    lines.extend(acks.iter());
+    lines
 }
 
 fn aor(s: &str) -> Aor {
@@ -136,16 +170,10 @@ fn changes_applied_in_a_loop_survive_sigkill() {
             }
         });
         let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .collect::<Vec<_>>()
-        });
+        let acks_rx = read_lines(stdout);
 
-        std::thread::sleep(Duration::from_millis(rng.gen_range(100..900)));
-        kill_group(&mut child);
-        let acks = reader.join().unwrap();
+        let acks =
+            kill_at_random_after_first_ack(&mut child, &acks_rx, rng.gen_range(0..800), round);
         writer.join().unwrap();
         acks_total += acks.len();
         // `applied K` acknowledges the K-th line of this round, change first + K - 1.
@@ -272,16 +300,10 @@ fn policy_commands_survive_sigkill() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .collect::<Vec<_>>()
-        });
+        let acks_rx = read_lines(stdout);
 
-        std::thread::sleep(Duration::from_millis(rng.gen_range(150..1500)));
-        kill_group(&mut child);
-        let acks = reader.join().unwrap();
+        let acks =
+            kill_at_random_after_first_ack(&mut child, &acks_rx, rng.gen_range(0..1200), round);
         acks_total += acks.len();
 
         let last_import = acks

@@ -119,6 +119,8 @@ fn sign_in_returns_csrf_and_sign_out_ends_the_session() {
     let s = start(WebConfig::default());
     let alice = sign_in(&s, ALICE);
     assert_eq!(alice.csrf.len(), 64);
+    // A bare user id means the one local domain (Cisco signs in with a username).
+    assert_eq!(sign_in(&s, "alice").policy(&s)["aor"], ALICE);
     assert_eq!(alice.policy(&s)["aor"], ALICE);
     let r = alice.delete(&s, "/api/v1/session");
     assert_eq!(r.status(), StatusCode::NO_CONTENT);

@@ -47,6 +47,14 @@ enum Cmd {
     Table { file: PathBuf },
     /// Check the parser and the data mapping, then run 2000 flows direct over loopback.
     Selftest,
+    /// Wait until the process tree of PID uses under 5 % of a core (start-up work such
+    /// as sled's page rewriting after opening a copied data dir is over), at most MAX_S.
+    Idle {
+        #[arg(long)]
+        pid: u32,
+        #[arg(long, default_value_t = 20.0)]
+        max_s: f64,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -119,6 +127,10 @@ fn main() -> std::process::ExitCode {
         Cmd::Run(a) => run(a).map(|_| ()),
         Cmd::Table { file } => report::table(&file),
         Cmd::Selftest => selftest(),
+        Cmd::Idle { pid, max_s } => {
+            wait_idle(pid, Duration::from_secs_f64(max_s));
+            Ok(())
+        }
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -127,6 +139,23 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn wait_idle(pid: u32, max: Duration) {
+    let start = std::time::Instant::now();
+    let step = Duration::from_millis(500);
+    let pids = procstat::tree(pid);
+    let mut before = procstat::cpu(&pids);
+    while start.elapsed() < max {
+        std::thread::sleep(step);
+        let now = procstat::cpu(&pids);
+        let used = now.since(&before).ns;
+        before = now;
+        if used < step.as_nanos() as u64 / 20 {
+            return;
+        }
+    }
+    eprintln!("loadgen idle: pid {pid} still busy after {max:?}");
 }
 
 fn own_cpu_ns() -> u64 {

@@ -45,6 +45,25 @@ pub enum Command {
     Replay(replay::ReplayArgs),
 }
 
+/// The data directory for the commands that open the store: `--data`, else the
+/// configuration file's `[store] data` (the key the proxy itself uses), else the
+/// default `./presence-data`. A configuration file that cannot be loaded is an error
+/// naming the key and reason, as at proxy start.
+pub fn data_dir(
+    flag: Option<std::path::PathBuf>,
+    config: Option<&std::path::Path>,
+) -> Result<std::path::PathBuf, String> {
+    if let Some(d) = flag {
+        return Ok(d);
+    }
+    match config {
+        Some(file) => crate::config::Config::load(file)
+            .map(|c| c.store.data)
+            .map_err(|e| e.to_string()),
+        None => Ok(crate::config::Config::default().store.data),
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,

@@ -21,15 +21,12 @@ use crate::policy::{
 };
 use crate::store::{SledStore, Store, StoreError};
 
-/// Where the data lives when neither `--data` nor the config file says.
-pub const DEFAULT_DATA_DIR: &str = "./presence-data";
-
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
-    /// The data directory (default: the config file's `data_dir`, else ./presence-data).
+    /// The data directory (default: the config file's `[store] data`, else ./presence-data).
     #[arg(long, value_name = "DIR", global = true)]
     pub data: Option<PathBuf>,
-    /// The configuration file (only its `data_dir` is used here).
+    /// The configuration file (only its `[store] data` is used here).
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
@@ -160,37 +157,13 @@ pub fn main(args: PolicyArgs) -> ExitCode {
 }
 
 fn run(args: PolicyArgs) -> Result<(), Failure> {
-    let data = data_dir(args.data, args.config.as_deref())?;
+    let data =
+        super::data_dir(args.data, args.config.as_deref()).map_err(|e| invalid("--config", e))?;
     // Check the arguments before touching the store, so bad input never waits on
     // or disturbs it.
     let op = Op::from_command(args.command)?;
     let target = Target::open(&data)?;
     op.run(&target)
-}
-
-/// `--data`, else the config file's `data_dir` (top level or `[store]`), else the default.
-fn data_dir(flag: Option<PathBuf>, config: Option<&Path>) -> Result<PathBuf, Failure> {
-    if let Some(d) = flag {
-        return Ok(d);
-    }
-    if let Some(file) = config {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| invalid("--config", format!("cannot read {}: {e}", file.display())))?;
-        let value: toml::Table = toml::from_str(&text).map_err(|e| {
-            invalid(
-                "--config",
-                format!("{} is not valid TOML: {e}", file.display()),
-            )
-        })?;
-        let found = value
-            .get("data_dir")
-            .or_else(|| value.get("store").and_then(|s| s.get("data_dir")))
-            .and_then(|v| v.as_str());
-        if let Some(d) = found {
-            return Ok(PathBuf::from(d));
-        }
-    }
-    Ok(PathBuf::from(DEFAULT_DATA_DIR))
 }
 
 /// A command with its arguments checked.

@@ -23,10 +23,10 @@ use crate::web::accounts::{self, AccountError};
 
 #[derive(Debug, Args)]
 pub struct UserArgs {
-    /// The data directory (default: the config file's `data_dir`, else ./presence-data).
+    /// The data directory (default: the config file's `[store] data`, else ./presence-data).
     #[arg(long, value_name = "DIR", global = true)]
     pub data: Option<PathBuf>,
-    /// The configuration file (only its `data_dir` is used here).
+    /// The configuration file (only its `[store] data` is used here).
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
@@ -103,7 +103,8 @@ fn aor_arg(s: &str) -> Result<Aor, Failure> {
 }
 
 fn run(args: UserArgs) -> Result<(), Failure> {
-    let data = data_dir(args.data, args.config.as_deref())?;
+    let data =
+        super::data_dir(args.data, args.config.as_deref()).map_err(|e| Failure::Refused(e))?;
     // Arguments and the password are read before the store is touched.
     let op = match args.command {
         UserCommand::Add {
@@ -285,28 +286,6 @@ fn prompt_hidden(prompt: &str) -> Result<String, Failure> {
     eprintln!();
     read.context("cannot read the password")?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
-}
-
-/// `--data`, else the config file's `data_dir` (top level or `[store]`), else the
-/// default, as `presence-proxy policy` does.
-fn data_dir(flag: Option<PathBuf>, config: Option<&Path>) -> Result<PathBuf, Failure> {
-    if let Some(d) = flag {
-        return Ok(d);
-    }
-    if let Some(file) = config {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| Failure::Refused(format!("cannot read {}: {e}", file.display())))?;
-        let value: toml::Table = toml::from_str(&text)
-            .map_err(|e| Failure::Refused(format!("{} is not valid TOML: {e}", file.display())))?;
-        let found = value
-            .get("data_dir")
-            .or_else(|| value.get("store").and_then(|s| s.get("data_dir")))
-            .and_then(|v| v.as_str());
-        if let Some(d) = found {
-            return Ok(PathBuf::from(d));
-        }
-    }
-    Ok(PathBuf::from(super::policy::DEFAULT_DATA_DIR))
 }
 
 /// The running proxy's admin API, found through `<data>/proxy.json`.

@@ -102,43 +102,96 @@ fn from_action(a: Action) -> Decision {
 ///
 /// An owner with no policy of their own gets [`UserPolicy::new`]'s defaults.
 pub fn decide(org: &Org, owner_policy: Option<&UserPolicy>, owner: &Aor, watcher: &Aor) -> Verdict {
+    if let Some(v) = steps_self_and_admin(org, owner, watcher) {
+        return v;
+    }
+    // An owner without a policy of their own has the product defaults
+    // (`UserPolicy::new`): no exceptions, no contacts, the `default` class. Read
+    // them without building one: this runs for every NOTIFY.
+    let auto = org.class_auto_authorize(owner_policy.map_or("default", |p| p.class.as_str()));
+    let Some(policy) = owner_policy else {
+        return step_default(
+            org,
+            watcher,
+            auto,
+            DefaultInternal::default(),
+            DefaultExternal::default(),
+        );
+    };
+    if let Some(a) = policy.user_exception(watcher) {
+        return Verdict::new(from_action(a), Rule::UserException);
+    }
+    if policy.has_contact(watcher) {
+        let d = if auto {
+            Decision::Allow
+        } else {
+            Decision::Pending
+        };
+        return Verdict::new(d, Rule::Contact);
+    }
+    if let Some(a) = policy.domain_exception(watcher.domain()) {
+        return Verdict::new(from_action(a), Rule::DomainException);
+    }
+    step_default(
+        org,
+        watcher,
+        auto,
+        policy.default_internal,
+        policy.default_external,
+    )
+}
+
+/// [`decide`] for a watcher the owner's policy does not name: no user exception,
+/// no contact entry and no domain exception for the watcher or their domain. Then
+/// steps 3 to 5 cannot fire, and only the owner's defaults and their class's
+/// `auto_authorize` matter. The store's cache uses this to answer most decisions
+/// without reading the owner's lists; the result is the same as [`decide`]'s.
+pub fn decide_unnamed(
+    org: &Org,
+    owner: &Aor,
+    watcher: &Aor,
+    auto_authorize: bool,
+    default_internal: DefaultInternal,
+    default_external: DefaultExternal,
+) -> Verdict {
+    if let Some(v) = steps_self_and_admin(org, owner, watcher) {
+        return v;
+    }
+    step_default(
+        org,
+        watcher,
+        auto_authorize,
+        default_internal,
+        default_external,
+    )
+}
+
+/// Steps 1 and 2.
+fn steps_self_and_admin(org: &Org, owner: &Aor, watcher: &Aor) -> Option<Verdict> {
     if owner == watcher {
-        return Verdict::new(Decision::Allow, Rule::SelfWatch);
+        return Some(Verdict::new(Decision::Allow, Rule::SelfWatch));
     }
     if org.blocked_users.iter().any(|b| b == watcher) {
-        return Verdict::new(Decision::Block, Rule::AdminBlockedUser);
+        return Some(Verdict::new(Decision::Block, Rule::AdminBlockedUser));
     }
     if org
         .blocked_domains
         .iter()
         .any(|d| d.as_str() == watcher.domain())
     {
-        return Verdict::new(Decision::Block, Rule::AdminBlockedDomain);
+        return Some(Verdict::new(Decision::Block, Rule::AdminBlockedDomain));
     }
-    // An owner without a policy of their own has the product defaults
-    // (`UserPolicy::new`): no exceptions, no contacts, the `default` class. Read
-    // them without building one: this runs for every NOTIFY.
-    let auto = org.class_auto_authorize(owner_policy.map_or("default", |p| p.class.as_str()));
-    let (default_internal, default_external) = match owner_policy {
-        Some(policy) => {
-            if let Some(a) = policy.user_exception(watcher) {
-                return Verdict::new(from_action(a), Rule::UserException);
-            }
-            if policy.has_contact(watcher) {
-                let d = if auto {
-                    Decision::Allow
-                } else {
-                    Decision::Pending
-                };
-                return Verdict::new(d, Rule::Contact);
-            }
-            if let Some(a) = policy.domain_exception(watcher.domain()) {
-                return Verdict::new(from_action(a), Rule::DomainException);
-            }
-            (policy.default_internal, policy.default_external)
-        }
-        None => (DefaultInternal::default(), DefaultExternal::default()),
-    };
+    None
+}
+
+/// Step 6.
+fn step_default(
+    org: &Org,
+    watcher: &Aor,
+    auto: bool,
+    default_internal: DefaultInternal,
+    default_external: DefaultExternal,
+) -> Verdict {
     if org.is_internal(watcher) {
         let d = match (default_internal, auto) {
             (DefaultInternal::Allow, true) => Decision::Allow,

@@ -23,16 +23,46 @@ use bytes::{Bytes, BytesMut};
 use super::framing::{self, StartLine};
 use crate::engine::Transport;
 
-const MAX_ENTRIES: usize = 65_536;
+/// At most this many transactions are remembered on each side...
+const MAX_ENTRIES: usize = 16_384;
+/// ...and none longer than a client transaction lives: 64*T1 = 32 s (RFC 3261
+/// §17.1.1.2 Timer B, §17.1.2.2 Timer F). A response later than that finds no
+/// transaction anywhere.
+const TRANSACTION_LIFETIME_MS: u64 = 32_000;
+
+/// Branches remembered with the time they were noted, oldest first.
+#[derive(Debug, Default)]
+struct Remembered<V> {
+    map: HashMap<Vec<u8>, V>,
+    order: VecDeque<(u64, Vec<u8>)>,
+}
+
+impl<V> Remembered<V> {
+    fn note(&mut self, key: Vec<u8>, value: V, now_ms: u64) {
+        if self.map.insert(key.clone(), value).is_none() {
+            self.order.push_back((now_ms, key));
+        }
+        while let Some((t, _)) = self.order.front() {
+            if self.order.len() <= MAX_ENTRIES && t + TRANSACTION_LIFETIME_MS >= now_ms {
+                break;
+            }
+            if let Some((_, old)) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&V> {
+        self.map.get(key)
+    }
+}
 
 /// The pushed Via of each forwarded request, by the original top branch.
 #[derive(Debug, Default)]
 pub struct ViaMemory {
-    pushed: HashMap<Vec<u8>, Vec<u8>>,
-    order: VecDeque<Vec<u8>>,
+    pushed: Remembered<Vec<u8>>,
     /// Top-Via branches of the requests the proxy received.
-    requests: HashMap<Vec<u8>, ()>,
-    requests_order: VecDeque<Vec<u8>>,
+    requests: Remembered<()>,
     /// Responses that got the proxy's Via back.
     pub restored: u64,
     /// Responses whose request was never captured, given a Via naming the proxy.
@@ -40,8 +70,8 @@ pub struct ViaMemory {
 }
 
 impl ViaMemory {
-    /// Notes a request the proxy sent (its first Via is the proxy's own).
-    pub fn sent(&mut self, data: &[u8]) {
+    /// Notes a request the proxy sent at `now_ms` (its first Via is the proxy's own).
+    pub fn sent(&mut self, data: &[u8], now_ms: u64) {
         if !matches!(StartLine::of(data), Some(StartLine::Request(_))) {
             return;
         }
@@ -50,34 +80,18 @@ impl ViaMemory {
             return;
         };
         let Some(branch) = branch(below) else { return };
-        let key = branch.to_vec();
-        if self.pushed.insert(key.clone(), own.to_vec()).is_none() {
-            self.order.push_back(key);
-            if self.order.len() > MAX_ENTRIES {
-                if let Some(old) = self.order.pop_front() {
-                    self.pushed.remove(&old);
-                }
-            }
-        }
+        self.pushed.note(branch.to_vec(), own.to_vec(), now_ms);
     }
 
-    /// Notes a request the proxy received (by its top Via branch).
-    pub fn received(&mut self, data: &[u8]) {
+    /// Notes a request the proxy received at `now_ms` (by its top Via branch).
+    pub fn received(&mut self, data: &[u8], now_ms: u64) {
         if !matches!(StartLine::of(data), Some(StartLine::Request(_))) {
             return;
         }
         let Some(b) = via_values(data, 1).first().and_then(|v| branch(v)) else {
             return;
         };
-        let key = b.to_vec();
-        if self.requests.insert(key.clone(), ()).is_none() {
-            self.requests_order.push_back(key);
-            if self.requests_order.len() > MAX_ENTRIES {
-                if let Some(old) = self.requests_order.pop_front() {
-                    self.requests.remove(&old);
-                }
-            }
-        }
+        self.requests.note(b.to_vec(), (), now_ms);
     }
 
     /// The captured response as it would reach the proxy: with the Via the
@@ -98,7 +112,7 @@ impl ViaMemory {
             }
             None if top
                 .as_deref()
-                .map_or(true, |b| !self.requests.contains_key(b)) =>
+                .map_or(true, |b| self.requests.get(b).is_none()) =>
             {
                 self.synthesized += 1;
                 let t = match transport {
@@ -172,9 +186,9 @@ mod tests {
     #[test]
     fn the_proxy_via_comes_back_on_the_matching_response() {
         let mut m = ViaMemory::default();
-        m.sent(b"SUBSCRIBE sip:a@x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKp1\r\nv: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKphone, SIP/2.0/UDP x\r\n\r\n");
+        m.sent(b"SUBSCRIBE sip:a@x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKp1\r\nv: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKphone, SIP/2.0/UDP x\r\n\r\n", 0);
         let response = Bytes::from_static(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKphone\r\nContent-Length: 0\r\n\r\n");
-        m.received(b"SUBSCRIBE sip:a@x SIP/2.0\r\nv: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKphone\r\n\r\n");
+        m.received(b"SUBSCRIBE sip:a@x SIP/2.0\r\nv: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKphone\r\n\r\n", 0);
         let fixed = m.restore(&response, proxy(), Transport::Udp);
         assert_eq!(
             fixed.as_ref(),
@@ -184,6 +198,7 @@ mod tests {
         // Its request was captured but not forwarded: left for the proxy to drop.
         m.received(
             b"MESSAGE sip:a@x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKother\r\n\r\n",
+            0,
         );
         let other = Bytes::from_static(
             b"SIP/2.0 404 Not Found\r\nVia: SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKother\r\n\r\n",
@@ -203,10 +218,31 @@ mod tests {
     #[test]
     fn only_requests_with_two_vias_are_remembered() {
         let mut m = ViaMemory::default();
-        m.sent(b"SIP/2.0 200 OK\r\nVia: a;branch=1\r\nVia: b;branch=2\r\n\r\n");
-        m.sent(b"NOTIFY sip:x SIP/2.0\r\nVia: a;branch=1\r\n\r\n");
-        assert!(m.pushed.is_empty());
+        m.sent(
+            b"SIP/2.0 200 OK\r\nVia: a;branch=1\r\nVia: b;branch=2\r\n\r\n",
+            0,
+        );
+        m.sent(b"NOTIFY sip:x SIP/2.0\r\nVia: a;branch=1\r\n\r\n", 0);
+        assert!(m.pushed.map.is_empty());
         let req = Bytes::from_static(b"NOTIFY sip:x SIP/2.0\r\nVia: b;branch=2\r\n\r\n");
         assert_eq!(m.restore(&req, proxy(), Transport::Udp), req);
+    }
+
+    #[test]
+    fn transactions_are_forgotten_after_timer_b_and_beyond_the_cap() {
+        let mut m = ViaMemory::default();
+        let req = |n: usize| {
+            format!("INFO sip:x SIP/2.0\r\nVia: p;branch=z9hG4bKp{n}\r\nVia: a;branch=z9hG4bK{n}\r\n\r\n")
+        };
+        m.sent(req(0).as_bytes(), 1_000);
+        m.sent(req(1).as_bytes(), 1_000 + TRANSACTION_LIFETIME_MS);
+        assert!(m.pushed.get(b"z9hG4bK0").is_some());
+        m.sent(req(2).as_bytes(), 1_001 + TRANSACTION_LIFETIME_MS);
+        assert!(m.pushed.get(b"z9hG4bK0").is_none());
+        for n in 3..MAX_ENTRIES + 10 {
+            m.sent(req(n).as_bytes(), 40_000);
+        }
+        assert_eq!(m.pushed.map.len(), MAX_ENTRIES);
+        assert_eq!(m.pushed.order.len(), MAX_ENTRIES);
     }
 }

@@ -26,6 +26,20 @@ pub trait Handler {
     fn handle_timeout(&mut self, _now_ms: u64, _out: &mut Vec<Transmit>) {}
 }
 
+impl Handler for crate::engine::Engine {
+    fn handle(&mut self, now_ms: u64, received: Received, out: &mut Vec<Transmit>) -> Outcome {
+        crate::engine::Engine::handle(self, now_ms, received, out)
+    }
+
+    fn poll_timeout(&self) -> Option<u64> {
+        crate::engine::Engine::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now_ms: u64, out: &mut Vec<Transmit>) {
+        crate::engine::Engine::handle_timeout(self, now_ms, out)
+    }
+}
+
 /// Why a replay stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -195,7 +209,7 @@ impl<'a, H: Handler> Offline<'a, H> {
             Role::FromPhone | Role::FromUpstream => {}
         }
         let local = self.local_for(m);
-        self.vias.received(&m.data);
+        self.vias.received(&m.data, m.time_ms());
         let received = Received {
             data: self.vias.restore(&m.data, local, m.transport),
             source: m.src,
@@ -206,7 +220,7 @@ impl<'a, H: Handler> Offline<'a, H> {
         let outcome = self.handler.handle(m.time_ms(), received, &mut self.out);
         let line = ReportLine::new(m, &outcome);
         for t in &self.out {
-            self.vias.sent(&t.data);
+            self.vias.sent(&t.data, m.time_ms());
             output.write(m, local, t)?;
             self.run.transmits += 1;
         }
@@ -245,7 +259,7 @@ impl<'a, H: Handler> Offline<'a, H> {
             self.handler.handle_timeout(due, &mut self.out);
             let local = self.local_for(m);
             for t in &self.out {
-                self.vias.sent(&t.data);
+                self.vias.sent(&t.data, due);
                 output.write(m, local, t)?;
                 self.run.transmits += 1;
             }
@@ -348,12 +362,12 @@ mod tests {
                 &mut |_, line, _| lines.push(line.clone()),
             )
             .unwrap();
-        assert_eq!(run.summary.messages, 36);
+        assert_eq!(run.summary.messages, 38);
         // Every response from Kamailio answers a request the fake forwarded.
         assert_eq!(run.summary.by_action.get("dropped"), None, "{lines:?}");
-        assert_eq!(run.vias_restored, 18);
+        assert_eq!(run.vias_restored, 19);
         let text = String::from_utf8(report.unwrap().finish().unwrap()).unwrap();
-        assert_eq!(text.lines().count(), 36);
+        assert_eq!(text.lines().count(), 38);
         assert!(text
             .lines()
             .next()
@@ -367,6 +381,6 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, run.transmits);
-        assert_eq!(handler.seen_from_upstream, 18);
+        assert_eq!(handler.seen_from_upstream, 19);
     }
 }

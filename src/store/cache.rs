@@ -9,7 +9,10 @@ use std::sync::{Arc, RwLock};
 use dashmap::DashMap;
 
 use super::Account;
-use crate::policy::{decide, Aor, Org, PendingRequest, UserPolicy, Verdict};
+use crate::policy::{
+    decide, decide_unnamed, Aor, DefaultExternal, DefaultInternal, Org, PendingRequest, UserPolicy,
+    Verdict,
+};
 
 /// Everything a write changes, decided before anything is written: the same set is
 /// written to sled in one transaction and then applied here.
@@ -36,10 +39,58 @@ impl WriteSet {
     }
 }
 
+/// An owner's policy as the hot path reads it. Most watchers are not named in the
+/// owner's lists; for them the decision needs only what is inline here, so one map
+/// lookup answers without touching the policy's lists (DESIGN.md: a decision on a
+/// cache hit independent of the number of users).
+#[derive(Debug)]
+struct Entry {
+    policy: Arc<UserPolicy>,
+    /// The owner's class's `auto_authorize` under the current org (recomputed
+    /// when the org changes).
+    auto: bool,
+    default_internal: DefaultInternal,
+    default_external: DefaultExternal,
+    /// [`name_hash`] of every AoR in the user exceptions and contacts and every
+    /// domain in the domain exceptions. A watcher whose AoR and domain hash to
+    /// none of these is certainly not named; a match sends the decision to the
+    /// full [`decide`], so a hash collision costs time, never correctness.
+    names: Box<[u64]>,
+}
+
+impl Entry {
+    fn new(policy: Arc<UserPolicy>, org: &Org) -> Self {
+        let names = policy
+            .exceptions
+            .users
+            .iter()
+            .map(|e| e.aor.as_str())
+            .chain(policy.contacts.iter().map(|c| c.aor.as_str()))
+            .chain(policy.exceptions.domains.iter().map(|d| d.domain.as_str()))
+            .map(name_hash)
+            .collect();
+        Entry {
+            auto: org.class_auto_authorize(&policy.class),
+            default_internal: policy.default_internal,
+            default_external: policy.default_external,
+            names,
+            policy,
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: fast on short strings. Only ever used to prove two names
+/// differ, so its weakness against chosen collisions is harmless.
+fn name_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 #[derive(Debug, Default)]
 pub struct Cache {
     org: RwLock<Arc<Org>>,
-    users: DashMap<Aor, Arc<UserPolicy>>,
+    users: DashMap<Aor, Entry>,
     /// Pending requests by owner.
     pending: DashMap<Aor, Vec<PendingRequest>>,
     accounts: DashMap<Aor, Account>,
@@ -51,21 +102,33 @@ impl Cache {
     }
 
     pub fn user(&self, aor: &Aor) -> Option<Arc<UserPolicy>> {
-        self.users.get(aor).map(|u| u.value().clone())
+        self.users.get(aor).map(|u| u.policy.clone())
     }
 
     /// The decision from the cache. The user's shard is read-locked only while the
     /// pure [`decide`] runs; no other map is touched meanwhile.
     pub fn decide(&self, owner: &Aor, watcher: &Aor) -> Verdict {
         let org = self.org();
-        match self.users.get(owner) {
-            Some(policy) => decide(&org, Some(policy.value()), owner, watcher),
-            None => decide(&org, None, owner, watcher),
+        let Some(e) = self.users.get(owner) else {
+            return decide(&org, None, owner, watcher);
+        };
+        let (w, d) = (name_hash(watcher.as_str()), name_hash(watcher.domain()));
+        if e.names.iter().any(|&h| h == w || h == d) {
+            decide(&org, Some(&e.policy), owner, watcher)
+        } else {
+            decide_unnamed(
+                &org,
+                owner,
+                watcher,
+                e.auto,
+                e.default_internal,
+                e.default_external,
+            )
         }
     }
 
     pub fn users(&self) -> Vec<Arc<UserPolicy>> {
-        let mut all: Vec<_> = self.users.iter().map(|e| e.value().clone()).collect();
+        let mut all: Vec<_> = self.users.iter().map(|e| e.policy.clone()).collect();
         all.sort_by(|a, b| a.aor.cmp(&b.aor));
         all
     }
@@ -115,10 +178,19 @@ impl Cache {
     /// during an import never sees a user missing who is in both old and new sets.
     pub fn apply(&self, ws: WriteSet) {
         if let Some(org) = ws.org {
-            *self.org.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(org);
+            let org = Arc::new(org);
+            *self.org.write().unwrap_or_else(|e| e.into_inner()) = org.clone();
+            // Classes may have changed. Until this loop passes an owner, their
+            // decisions use the old class setting: an org change lands owner by
+            // owner, each one consistent.
+            for mut e in self.users.iter_mut() {
+                e.auto = org.class_auto_authorize(&e.policy.class);
+            }
         }
+        let org = self.org();
         for u in ws.put_users {
-            self.users.insert(u.aor.clone(), Arc::new(u));
+            self.users
+                .insert(u.aor.clone(), Entry::new(Arc::new(u), &org));
         }
         for aor in &ws.del_users {
             self.users.remove(aor);

@@ -248,11 +248,15 @@ impl SledStore {
             }
             Err(TransactionError::Storage(e)) => return Err(io(e)),
         }
-        if durable {
-            self.db.flush().map_err(io)?;
-        }
+        let flushed = if durable {
+            self.db.flush().map(|_| ())
+        } else {
+            Ok(())
+        };
+        // sled holds the change now, flushed or not: the cache must show what a
+        // restart may show. Only a flushed change is acknowledged.
         self.cache.apply(ws);
-        Ok(())
+        flushed.map_err(|e| StoreError::Io(format!("written but not flushed to disk: {e}")))
     }
 
     fn announce(&self, event: StoreEvent) {

@@ -15,6 +15,19 @@ use super::AppState;
 /// The one message for an unknown user or a wrong password.
 pub const BAD_CREDENTIALS: &str = "Wrong username or password.";
 
+/// The account a username names: an AoR, or (Cisco's "username") a bare user id
+/// in the one local domain.
+fn account_aor(st: &AppState, username: &str) -> Option<Aor> {
+    let username = username.trim();
+    if username.contains('@') || username.contains(':') {
+        return Aor::parse(username).ok();
+    }
+    match st.store.org().local_domains.as_slice() {
+        [only] => Aor::parse(&format!("{username}@{only}")).ok(),
+        _ => None,
+    }
+}
+
 /// Checks the credentials; on success starts a session.
 pub async fn sign_in(
     st: &AppState,
@@ -22,7 +35,7 @@ pub async fn sign_in(
     password: &str,
     addr: &str,
 ) -> Result<SessionInfo, ApiError> {
-    let aor = Aor::parse(username).ok();
+    let aor = account_aor(st, username);
     let account_key = format!(
         "account:{}",
         aor.as_ref()

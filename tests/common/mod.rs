@@ -22,7 +22,11 @@ impl Proxy {
     /// Starts the binary with `args` plus a fresh `--data` directory and an
     /// ephemeral `--http` port, and waits for its "listening on" line.
     pub fn start(args: &[&str]) -> Proxy {
-        let data = tempfile::tempdir().expect("temp dir");
+        Proxy::start_with_data(tempfile::tempdir().expect("temp dir"), args)
+    }
+
+    /// [`Proxy::start`] on a data directory prepared beforehand (a policy imported).
+    pub fn start_with_data(data: tempfile::TempDir, args: &[&str]) -> Proxy {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
             .arg("--data")

@@ -172,8 +172,14 @@ impl Browser {
     }
 
     pub fn find(&self, css: &str) -> Element {
-        self.try_find(css)
-            .unwrap_or_else(|| panic!("no element matches `{css}` on {}", self.url()))
+        self.try_find(css).unwrap_or_else(|| {
+            let text = self.script("return document.body ? document.body.innerText : '';");
+            panic!(
+                "no element matches `{css}` on {}; the page reads:\n{}",
+                self.url(),
+                text.as_str().unwrap_or("")
+            )
+        })
     }
 
     pub fn try_find(&self, css: &str) -> Option<Element> {
@@ -224,6 +230,34 @@ impl Browser {
         );
     }
 
+    /// Clicks a control that submits a form or follows a link, and waits until the
+    /// next page has replaced this one and finished loading.
+    pub fn click_and_load(&self, css: &str) {
+        self.script("window.__ppOldPage = true;");
+        let e = self.find(css);
+        self.click(&e);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let loaded = self
+                .try_call(
+                    reqwest::Method::POST,
+                    "/execute/sync",
+                    Some(json!({ "script": "return window.__ppOldPage === undefined && document.readyState === 'complete';", "args": [] })),
+                )
+                .ok()
+                .and_then(|v| v.as_bool())
+                == Some(true);
+            if loaded {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "clicking `{css}` loaded no new page"
+            );
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
     pub fn clear(&self, e: &Element) {
         self.call(
             reqwest::Method::POST,
@@ -256,6 +290,13 @@ impl Browser {
         .as_str()
         .unwrap_or("")
         .to_string()
+    }
+
+    /// The text of `css` once it appears (after a form submission the new page may
+    /// still be loading when the click returns).
+    pub fn wait_text(&self, css: &str, secs: u64) -> String {
+        let e = self.wait_for(css, secs);
+        self.text(&e)
     }
 
     pub fn text_of(&self, css: &str) -> String {

@@ -102,5 +102,13 @@ function addPending(req) {
     source.close();
     window.location.href = "/signin?expired=1";
   });
-  source.addEventListener("open", function () { form.setAttribute("data-live", "1"); });
+  // Requests recorded between the page render and this stream's (re)connection
+  // would be missed: fetch the list once connected and merge it.
+  source.addEventListener("open", function () {
+    fetch("/api/v1/me/pending", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : { pending: [] }; })
+      .then(function (body) { (body.pending || []).forEach(addPending); })
+      .catch(function () { /* the stream still delivers new requests */ })
+      .then(function () { form.setAttribute("data-live", "1"); });
+  });
 })();
