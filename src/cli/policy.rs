@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
+use super::admin::AdminEndpoint;
 use super::exit;
 use crate::policy::{
     validate, Action, Aor, Change, DefaultExternal, DefaultInternal, Domain, PolicyDocument,
@@ -465,48 +466,15 @@ fn store_failure(e: StoreError) -> Failure {
     }
 }
 
-/// What a running proxy writes to `<data>/proxy.json` once its HTTP side listens.
-#[derive(Debug, serde::Deserialize)]
-struct ProxyFile {
-    #[allow(dead_code)]
-    pid: Option<u32>,
-    http: String,
-    admin_token: String,
-}
-
 /// The running proxy's admin API.
 struct Admin {
-    base: String,
-    token: String,
-    client: reqwest::blocking::Client,
+    ep: AdminEndpoint,
 }
 
 impl Admin {
     fn discover(data: &Path) -> Result<Admin, Failure> {
-        let file = data.join("proxy.json");
-        let text = std::fs::read_to_string(&file).map_err(|_| {
-            anyhow::anyhow!(
-                "the data directory {} is in use by another process, and {} is missing: \
-                 is a proxy running there? Stop it, or start it with its HTTP side",
-                data.display(),
-                file.display()
-            )
-        })?;
-        let info: ProxyFile = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a proxy.json file", file.display()))?;
-        let client = reqwest::blocking::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .context("cannot build an HTTP client")?;
-        let base = if info.http.starts_with("http://") || info.http.starts_with("https://") {
-            info.http.trim_end_matches('/').to_string()
-        } else {
-            format!("http://{}", info.http)
-        };
         Ok(Admin {
-            base,
-            token: info.admin_token,
-            client,
+            ep: AdminEndpoint::discover(data)?,
         })
     }
 
@@ -514,12 +482,7 @@ impl Admin {
         &self,
         req: reqwest::blocking::RequestBuilder,
     ) -> Result<reqwest::blocking::Response, Failure> {
-        let resp = req.bearer_auth(&self.token).send().map_err(|e| {
-            anyhow::anyhow!(
-                "the data directory is locked (a proxy holds it) and no proxy answers at {}: {e}",
-                self.base
-            )
-        })?;
+        let resp = req.send().map_err(|e| self.ep.unreachable(e))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
@@ -553,14 +516,14 @@ impl Admin {
             .to_string();
         Err(Failure::Store(anyhow::anyhow!(
             "the proxy at {} answered {status}: {msg}",
-            self.base
+            self.ep.base
         )))
     }
 
     fn changes(&self, changes: Vec<Change>) -> Result<(), Failure> {
         self.send(
-            self.client
-                .post(format!("{}/api/v1/admin/changes", self.base))
+            self.ep
+                .request(reqwest::Method::POST, "/api/v1/admin/changes")
                 .json(&changes),
         )?;
         Ok(())
@@ -568,8 +531,8 @@ impl Admin {
 
     fn put_policy(&self, doc: &PolicyDocument) -> Result<(), Failure> {
         self.send(
-            self.client
-                .put(format!("{}/api/v1/admin/policy", self.base))
+            self.ep
+                .request(reqwest::Method::PUT, "/api/v1/admin/policy")
                 .json(doc),
         )?;
         Ok(())
@@ -577,8 +540,8 @@ impl Admin {
 
     fn get_policy(&self) -> Result<PolicyDocument, Failure> {
         let resp = self.send(
-            self.client
-                .get(format!("{}/api/v1/admin/policy", self.base)),
+            self.ep
+                .request(reqwest::Method::GET, "/api/v1/admin/policy"),
         )?;
         Ok(resp
             .json()
@@ -587,8 +550,8 @@ impl Admin {
 
     fn explain(&self, owner: &Aor, watcher: &Aor) -> Result<(String, String), Failure> {
         let resp = self.send(
-            self.client
-                .get(format!("{}/api/v1/admin/explain", self.base))
+            self.ep
+                .request(reqwest::Method::GET, "/api/v1/admin/explain")
                 .query(&[("owner", owner.as_str()), ("watcher", watcher.as_str())]),
         )?;
         let v: RemoteVerdict = resp

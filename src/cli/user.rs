@@ -16,6 +16,7 @@ use anyhow::{anyhow, Context};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
+use super::admin::AdminEndpoint;
 use super::exit;
 use crate::policy::Aor;
 use crate::store::{SledStore, Store, StoreError};
@@ -289,42 +290,13 @@ fn prompt_hidden(prompt: &str) -> Result<String, Failure> {
 
 /// The running proxy's admin API, found through `<data>/proxy.json`.
 struct AdminClient {
-    base: String,
-    token: String,
-    client: reqwest::blocking::Client,
-}
-
-#[derive(serde::Deserialize)]
-struct ProxyFile {
-    http: String,
-    admin_token: String,
+    ep: AdminEndpoint,
 }
 
 impl AdminClient {
     fn discover(data: &Path) -> Result<AdminClient, Failure> {
-        let file = data.join("proxy.json");
-        let text = std::fs::read_to_string(&file).map_err(|_| {
-            anyhow!(
-                "the data directory {} is in use by another process and {} is missing",
-                data.display(),
-                file.display()
-            )
-        })?;
-        let info: ProxyFile = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a proxy.json file", file.display()))?;
-        let client = reqwest::blocking::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .context("cannot build an HTTP client")?;
-        let base = if info.http.contains("://") {
-            info.http.trim_end_matches('/').to_string()
-        } else {
-            format!("http://{}", info.http)
-        };
         Ok(AdminClient {
-            base,
-            token: info.admin_token,
-            client,
+            ep: AdminEndpoint::discover(data)?,
         })
     }
 
@@ -334,19 +306,11 @@ impl AdminClient {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, Failure> {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
+        let mut req = self.ep.request(method, path);
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().map_err(|e| {
-            anyhow!(
-                "the data directory is locked (a proxy holds it) and no proxy answers at {}: {e}",
-                self.base
-            )
-        })?;
+        let resp = req.send().map_err(|e| self.ep.unreachable(e))?;
         let status = resp.status();
         let v: Value = if status == reqwest::StatusCode::NO_CONTENT {
             Value::Null
@@ -362,7 +326,7 @@ impl AdminClient {
         } else {
             Err(Failure::Store(anyhow!(
                 "the proxy at {} answered {status}: {msg}",
-                self.base
+                self.ep.base
             )))
         }
     }
