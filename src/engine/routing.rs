@@ -73,17 +73,17 @@ struct Flow {
 pub struct Router {
     cfg: EngineConfig,
     /// Contact host:port → the flow its requests came on.
-    flows: DashMap<SocketAddr, Flow>,
+    flows: DashMap<SocketAddr, Flow, ahash::RandomState>,
     /// Which contact addresses each TCP connection announced, to forget them when it closes.
-    by_conn: DashMap<ConnId, Vec<SocketAddr>>,
+    by_conn: DashMap<ConnId, Vec<SocketAddr>, ahash::RandomState>,
 }
 
 impl Router {
     pub fn new(cfg: EngineConfig) -> Self {
         Router {
             cfg,
-            flows: DashMap::new(),
-            by_conn: DashMap::new(),
+            flows: DashMap::default(),
+            by_conn: DashMap::default(),
         }
     }
 

@@ -61,8 +61,8 @@ pub(crate) struct Shared {
     engine: Arc<Engine>,
     cfg: DriverConfig,
     udp: Vec<Arc<UdpSocket>>,
-    conns: DashMap<ConnId, tcp::ConnHandle>,
-    by_remote: DashMap<SocketAddr, ConnId>,
+    conns: DashMap<ConnId, tcp::ConnHandle, ahash::RandomState>,
+    by_remote: DashMap<SocketAddr, ConnId, ahash::RandomState>,
     next_conn: AtomicU64,
     shutdown: watch::Receiver<bool>,
 }
@@ -129,8 +129,8 @@ impl Driver {
             engine,
             cfg,
             udp: udp_sockets.clone(),
-            conns: DashMap::new(),
-            by_remote: DashMap::new(),
+            conns: DashMap::default(),
+            by_remote: DashMap::default(),
             // Connection ids travel in our Via (`engine::routing::CONN_PARAM`); a
             // random start keeps a response that outlived a restart from
             // matching a new connection.

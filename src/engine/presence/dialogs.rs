@@ -104,8 +104,8 @@ impl Default for Caps {
 /// Every tracked dialog.
 #[derive(Debug)]
 pub struct DialogTable {
-    dialogs: DashMap<DialogKey, Dialog>,
-    by_owner: DashMap<Aor, Vec<DialogKey>>,
+    dialogs: DashMap<DialogKey, Dialog, ahash::RandomState>,
+    by_owner: DashMap<Aor, Vec<DialogKey>, ahash::RandomState>,
     wheel: Mutex<ExpiryWheel<DialogKey>>,
     caps: Caps,
     evicted: AtomicU64,
@@ -114,8 +114,8 @@ pub struct DialogTable {
 impl DialogTable {
     pub fn new(caps: Caps) -> Self {
         DialogTable {
-            dialogs: DashMap::new(),
-            by_owner: DashMap::new(),
+            dialogs: DashMap::default(),
+            by_owner: DashMap::default(),
             wheel: Mutex::new(ExpiryWheel::new(1_000, 4_096)),
             caps,
             evicted: AtomicU64::new(0),

@@ -77,16 +77,16 @@ const DEFAULT_REGISTER_S: u64 = 3_600;
 #[derive(Debug)]
 pub struct Identities {
     trust_from: bool,
-    bindings: DashMap<Flow, Binding>,
-    registers: DashMap<(Bytes, u32), PendingRegister>,
+    bindings: DashMap<Flow, Binding, ahash::RandomState>,
+    registers: DashMap<(Bytes, u32), PendingRegister, ahash::RandomState>,
 }
 
 impl Identities {
     pub fn new(trust_from: bool) -> Self {
         Identities {
             trust_from,
-            bindings: DashMap::new(),
-            registers: DashMap::new(),
+            bindings: DashMap::default(),
+            registers: DashMap::default(),
         }
     }
 

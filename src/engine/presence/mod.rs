@@ -154,7 +154,7 @@ pub struct Presence {
     paced: Mutex<BTreeSet<(u64, DialogKey)>>,
     /// MESSAGE transactions already judged on their way from the sender (Call-ID,
     /// CSeq → when), so the leg back down from the upstream is not judged again.
-    judged: DashMap<(Bytes, u32), u64>,
+    judged: DashMap<(Bytes, u32), u64, ahash::RandomState>,
     next_pending_check: AtomicU64,
     counters: Counters,
 }
@@ -206,7 +206,7 @@ impl Presence {
             originated: Originated::default(),
             winfo: WinfoSubs::default(),
             paced: Mutex::new(BTreeSet::new()),
-            judged: DashMap::new(),
+            judged: DashMap::default(),
             next_pending_check: AtomicU64::new(0),
             counters: Counters::default(),
             cfg,

@@ -49,7 +49,7 @@ struct Outgoing {
 /// The proxy's own client transactions, by Via branch.
 #[derive(Debug, Default)]
 pub(super) struct Originated {
-    txs: DashMap<Bytes, Outgoing>,
+    txs: DashMap<Bytes, Outgoing, ahash::RandomState>,
     seq: AtomicU64,
 }
 

@@ -43,7 +43,7 @@ struct WinfoSub {
 /// Live watcher-info subscriptions.
 #[derive(Debug, Default)]
 pub(super) struct WinfoSubs {
-    subs: DashMap<WinfoKey, WinfoSub>,
+    subs: DashMap<WinfoKey, WinfoSub, ahash::RandomState>,
 }
 
 impl WinfoSubs {
