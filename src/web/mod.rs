@@ -163,7 +163,7 @@ impl FromRequestParts<AppState> for ApiUser {
 }
 
 /// The signed-in user of a page; without a session the browser goes to sign in.
-/// Forms check their own `csrf` field.
+/// A posted form takes [`pages::CsrfForm`] instead, which also checks its token.
 pub struct PageUser(pub SessionInfo);
 
 impl FromRequestParts<AppState> for PageUser {

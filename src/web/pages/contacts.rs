@@ -2,7 +2,7 @@
 //! the list or a custom one, alternate name), Find, Select All, Delete Selected,
 //! and the class's contact limit with how much of it is used.
 
-use axum::extract::{Query, RawForm, State};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use super::super::ops;
 use super::super::session::SessionInfo;
 use super::super::{ApiError, AppState, PageUser};
 use super::{
-    csrf_refused, described, field_error, glyph, layout, respond, Button, Errors, Form, Icon, Page,
+    described, field_error, glyph, layout, respond, Button, CsrfForm, Errors, Form, Icon, Page,
 };
 
 #[derive(Deserialize, Default)]
@@ -258,15 +258,7 @@ fn contact_aor(form: &Form) -> Result<String, ApiError> {
 }
 
 /// `POST /contacts/add` (Add New, Save).
-pub async fn add(
-    State(st): State<AppState>,
-    PageUser(s): PageUser,
-    RawForm(body): RawForm,
-) -> Response {
-    let form = Form::parse(&body);
-    if let Some(r) = csrf_refused(&form, &s) {
-        return r;
-    }
+pub async fn add(State(st): State<AppState>, CsrfForm(s, form): CsrfForm) -> Response {
     let result = async {
         let aor = contact_aor(&form)?;
         let name = Some(form.get("alt_name").to_string());
@@ -299,15 +291,7 @@ pub async fn add(
 
 /// `POST /contacts/delete` (Delete Selected; with `select_all`, Select All
 /// checks every box and deletes nothing).
-pub async fn delete_selected(
-    State(st): State<AppState>,
-    PageUser(s): PageUser,
-    RawForm(body): RawForm,
-) -> Response {
-    let form = Form::parse(&body);
-    if let Some(r) = csrf_refused(&form, &s) {
-        return r;
-    }
+pub async fn delete_selected(State(st): State<AppState>, CsrfForm(s, form): CsrfForm) -> Response {
     let empty = Form::empty();
     if !form.get("select_all").is_empty() {
         let errors = Errors::default();

@@ -3,6 +3,7 @@
 //! Tab), a button bar at the bottom (Alt+2 then Tab), every control labelled, and
 //! every refusal shown next to its field with nothing changed.
 
+use axum::extract::{FromRequest, FromRequestParts, RawForm, Request};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
@@ -103,13 +104,30 @@ pub fn described(errors: &Errors, field: &str) -> (Option<String>, Option<&'stat
     }
 }
 
-/// Checks the form's CSRF token against the session's; the 403 page when wrong.
-pub fn csrf_refused(form: &Form, s: &SessionInfo) -> Option<Response> {
-    if session::same_secret(form.get("csrf"), &s.csrf) {
-        None
-    } else {
-        Some((StatusCode::FORBIDDEN, Html("<p>Refused: the form's security token is missing or out of date. Reload the page and try again.</p>"))
-            .into_response())
+/// A form posted by the signed-in user, its `csrf` field already checked
+/// against the session's token (a page cannot send `X-CSRF-Token`, so the token
+/// travels in a hidden field). Without a session the browser goes to sign in, as
+/// with [`PageUser`]; with a missing or stale token the answer is the 403 page
+/// and the handler never runs, so nothing is changed.
+pub struct CsrfForm(pub SessionInfo, pub Form);
+
+impl FromRequest<AppState> for CsrfForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, st: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let PageUser(s) = PageUser::from_request_parts(&mut parts, st)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let RawForm(body) = RawForm::from_request(Request::from_parts(parts, body), st)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let form = Form::parse(&body);
+        if !session::same_secret(form.get("csrf"), &s.csrf) {
+            return Err((StatusCode::FORBIDDEN, Html("<p>Refused: the form's security token is missing or out of date. Reload the page and try again.</p>"))
+                .into_response());
+        }
+        Ok(CsrfForm(s, form))
     }
 }
 

@@ -3,7 +3,7 @@
 //! the checked and denies the rest. New requests arrive over server-sent events
 //! (`/api/v1/me/pending/events`) and are added by `app.js` without a reload.
 
-use axum::extract::{Query, RawForm, State};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -13,9 +13,7 @@ use crate::policy::{PendingHow, PendingRequest, PendingState};
 use super::super::ops;
 use super::super::session::SessionInfo;
 use super::super::{AppState, PageUser};
-use super::{
-    csrf_refused, field_error, format_ms, glyph, layout, respond, Button, Errors, Form, Icon, Page,
-};
+use super::{field_error, format_ms, glyph, layout, respond, Button, CsrfForm, Errors, Icon, Page};
 
 #[derive(Deserialize)]
 pub struct Done {
@@ -106,15 +104,7 @@ pub async fn page(
 }
 
 /// `POST /pending` (OK): checked → allow, listed but unchecked → block.
-pub async fn answer(
-    State(st): State<AppState>,
-    PageUser(s): PageUser,
-    RawForm(body): RawForm,
-) -> Response {
-    let form = Form::parse(&body);
-    if let Some(r) = csrf_refused(&form, &s) {
-        return r;
-    }
+pub async fn answer(State(st): State<AppState>, CsrfForm(s, form): CsrfForm) -> Response {
     let allow = form.all("allow");
     let block: Vec<String> = form
         .all("listed")

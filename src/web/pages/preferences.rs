@@ -1,7 +1,7 @@
 //! Preferences (Cisco User Options, "Configuring the Contact List Refresh
 //! Timer"): Phone Display Refresh Interval, 7–3600 seconds, default 30.
 
-use axum::extract::{Query, RawForm, State};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
@@ -9,9 +9,7 @@ use serde::Deserialize;
 use super::super::ops;
 use super::super::session::SessionInfo;
 use super::super::{ApiError, AppState, PageUser};
-use super::{
-    csrf_refused, described, field_error, glyph, layout, respond, Button, Errors, Form, Icon, Page,
-};
+use super::{described, field_error, glyph, layout, respond, Button, CsrfForm, Errors, Icon, Page};
 
 #[derive(Deserialize)]
 pub struct Done {
@@ -83,15 +81,7 @@ pub async fn page(
 }
 
 /// `POST /preferences` (Save).
-pub async fn save(
-    State(st): State<AppState>,
-    PageUser(s): PageUser,
-    RawForm(body): RawForm,
-) -> Response {
-    let form = Form::parse(&body);
-    if let Some(r) = csrf_refused(&form, &s) {
-        return r;
-    }
+pub async fn save(State(st): State<AppState>, CsrfForm(s, form): CsrfForm) -> Response {
     let typed = form.get("refresh_interval_s");
     let result = match typed.parse::<u32>() {
         Ok(secs) => ops::set_refresh(&st, &s.aor, secs).await,

@@ -3,7 +3,7 @@
 //! domain from the list, or a custom domain); Add Domain; one table of exceptions
 //! with check boxes and Delete Selected.
 
-use axum::extract::{Query, RawForm, State};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -14,7 +14,7 @@ use super::super::ops::{self, ExceptionKind};
 use super::super::session::SessionInfo;
 use super::super::{ApiError, AppState, PageUser};
 use super::{
-    csrf_refused, described, field_error, glyph, layout, respond, Button, Errors, Form, Icon, Page,
+    described, field_error, glyph, layout, respond, Button, CsrfForm, Errors, Form, Icon, Page,
 };
 
 #[derive(Deserialize)]
@@ -318,15 +318,7 @@ fn finish(
 }
 
 /// `POST /privacy/defaults` (Save Defaults).
-pub async fn save_defaults(
-    State(st): State<AppState>,
-    PageUser(s): PageUser,
-    RawForm(body): RawForm,
-) -> Response {
-    let form = Form::parse(&body);
-    if let Some(r) = csrf_refused(&form, &s) {
-        return r;
-    }
+pub async fn save_defaults(State(st): State<AppState>, CsrfForm(s, form): CsrfForm) -> Response {
     let result = async {
         let internal = ops::parse_internal(form.get("internal"))?;
         let external = ops::parse_external(form.get("external"))?;
@@ -388,15 +380,7 @@ fn user_aor(st: &AppState, form: &Form) -> Result<String, ApiError> {
 }
 
 /// `POST /privacy/users` (Add User).
-pub async fn add_user(
-    State(st): State<AppState>,
-    PageUser(s): PageUser,
-    RawForm(body): RawForm,
-) -> Response {
-    let form = Form::parse(&body);
-    if let Some(r) = csrf_refused(&form, &s) {
-        return r;
-    }
+pub async fn add_user(State(st): State<AppState>, CsrfForm(s, form): CsrfForm) -> Response {
     let result = async {
         let action = ops::parse_action("userid", form.get("user_action"))?;
         let aor = user_aor(&st, &form)?;
@@ -411,15 +395,7 @@ pub async fn add_user(
 }
 
 /// `POST /privacy/domains` (Add Domain).
-pub async fn add_domain(
-    State(st): State<AppState>,
-    PageUser(s): PageUser,
-    RawForm(body): RawForm,
-) -> Response {
-    let form = Form::parse(&body);
-    if let Some(r) = csrf_refused(&form, &s) {
-        return r;
-    }
+pub async fn add_domain(State(st): State<AppState>, CsrfForm(s, form): CsrfForm) -> Response {
     let federated = form.get("domain_kind") == "federated";
     let result = async {
         let action = ops::parse_action("value", form.get("domain_action"))?;
@@ -443,15 +419,7 @@ pub async fn add_domain(
 }
 
 /// `POST /privacy/delete` (Delete Selected): every selected exception, or none.
-pub async fn delete_selected(
-    State(st): State<AppState>,
-    PageUser(s): PageUser,
-    RawForm(body): RawForm,
-) -> Response {
-    let form = Form::parse(&body);
-    if let Some(r) = csrf_refused(&form, &s) {
-        return r;
-    }
+pub async fn delete_selected(State(st): State<AppState>, CsrfForm(s, form): CsrfForm) -> Response {
     let result = async {
         let selected = form.all("selected");
         if selected.is_empty() {

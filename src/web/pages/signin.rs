@@ -9,8 +9,8 @@ use maud::{html, DOCTYPE};
 use serde::Deserialize;
 
 use super::super::session;
-use super::super::{auth, client_addr, AppState, PageUser};
-use super::{csrf_refused, field_error, Errors, Form};
+use super::super::{auth, client_addr, AppState};
+use super::{field_error, CsrfForm, Errors, Form};
 
 #[derive(Deserialize)]
 pub struct SignInQuery {
@@ -110,7 +110,8 @@ fn human_duration(secs: u64) -> String {
     }
 }
 
-/// `POST /signin`.
+/// `POST /signin`. There is no session yet, so this form is not a [`CsrfForm`]:
+/// its token must match the pre-sign-in cookie instead.
 pub async fn submit(
     State(st): State<AppState>,
     ext: Extensions,
@@ -155,14 +156,7 @@ pub async fn submit(
 }
 
 /// `POST /signout` (Cisco: Logout, upper right corner).
-pub async fn signout(
-    State(st): State<AppState>,
-    PageUser(s): PageUser,
-    RawForm(body): RawForm,
-) -> Response {
-    if let Some(r) = csrf_refused(&Form::parse(&body), &s) {
-        return r;
-    }
+pub async fn signout(State(st): State<AppState>, CsrfForm(s, _): CsrfForm) -> Response {
     st.sessions.remove(&s.id);
     let mut resp = Redirect::to("/signin?signed_out=1").into_response();
     if let Ok(v) = session::clear_cookie(session::COOKIE, st.config.cookie_secure).parse() {
