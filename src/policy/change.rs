@@ -227,29 +227,20 @@ impl Change {
                     check(validate::user_not_admin_blocked(org, watcher, "watcher"))?;
                 }
                 let mut u = current(owner);
-                match u.exceptions.users.iter_mut().find(|e| &e.aor == watcher) {
-                    Some(e) if e.action == *action => {
-                        return Err(one(
-                            "watcher",
-                            format!(
-                                "duplicate: {watcher} is already on the {} list",
-                                action_list(*action)
-                            ),
-                        ))
-                    }
-                    Some(e) => e.action = *action,
-                    None => u.exceptions.users.push(UserException {
-                        aor: watcher.clone(),
-                        action: *action,
-                    }),
+                if !put_exception(&mut u.exceptions.users, watcher, *action) {
+                    return Err(one(
+                        "watcher",
+                        format!(
+                            "duplicate: {watcher} is already on the {} list",
+                            action_list(*action)
+                        ),
+                    ));
                 }
                 u
             }
             Change::RemoveUserException { owner, watcher } => {
                 let mut u = existing(owner)?;
-                let before = u.exceptions.users.len();
-                u.exceptions.users.retain(|e| &e.aor != watcher);
-                if u.exceptions.users.len() == before {
+                if !remove_exception(&mut u.exceptions.users, watcher) {
                     return Err(one(
                         "watcher",
                         format!("{owner} has no exception for {watcher}"),
@@ -270,34 +261,20 @@ impl Change {
                     ))?;
                 }
                 let mut u = current(owner);
-                match u
-                    .exceptions
-                    .domains
-                    .iter_mut()
-                    .find(|e| &e.domain == domain)
-                {
-                    Some(e) if e.action == *action => {
-                        return Err(one(
-                            "domain",
-                            format!(
-                                "duplicate: domain {domain} is already on the {} list",
-                                action_list(*action)
-                            ),
-                        ))
-                    }
-                    Some(e) => e.action = *action,
-                    None => u.exceptions.domains.push(DomainException {
-                        domain: domain.clone(),
-                        action: *action,
-                    }),
+                if !put_exception(&mut u.exceptions.domains, domain, *action) {
+                    return Err(one(
+                        "domain",
+                        format!(
+                            "duplicate: domain {domain} is already on the {} list",
+                            action_list(*action)
+                        ),
+                    ));
                 }
                 u
             }
             Change::RemoveDomainException { owner, domain } => {
                 let mut u = existing(owner)?;
-                let before = u.exceptions.domains.len();
-                u.exceptions.domains.retain(|e| &e.domain != domain);
-                if u.exceptions.domains.len() == before {
+                if !remove_exception(&mut u.exceptions.domains, domain) {
                     return Err(one(
                         "domain",
                         format!("{owner} has no exception for domain {domain}"),
@@ -367,13 +344,9 @@ impl Change {
                     check(validate::user_not_admin_blocked(org, watcher, "watcher"))?;
                 }
                 let mut u = current(owner);
-                match u.exceptions.users.iter_mut().find(|e| &e.aor == watcher) {
-                    Some(e) => e.action = *action,
-                    None => u.exceptions.users.push(UserException {
-                        aor: watcher.clone(),
-                        action: *action,
-                    }),
-                }
+                // Answering again with the same action is not a duplicate: the
+                // request is gone either way.
+                put_exception(&mut u.exceptions.users, watcher, *action);
                 u
             }
         };
@@ -387,4 +360,60 @@ fn action_list(a: Action) -> &'static str {
         Action::Allow => "allowed",
         Action::Block => "blocked",
     }
+}
+
+/// A user or a domain exception, so that both lists are added to and removed
+/// from by the same code.
+trait ExceptionEntry {
+    type Key: PartialEq + Clone;
+    fn new(key: Self::Key, action: Action) -> Self;
+    fn key(&self) -> &Self::Key;
+    fn action_mut(&mut self) -> &mut Action;
+}
+
+impl ExceptionEntry for UserException {
+    type Key = Aor;
+    fn new(aor: Aor, action: Action) -> Self {
+        UserException { aor, action }
+    }
+    fn key(&self) -> &Aor {
+        &self.aor
+    }
+    fn action_mut(&mut self) -> &mut Action {
+        &mut self.action
+    }
+}
+
+impl ExceptionEntry for DomainException {
+    type Key = Domain;
+    fn new(domain: Domain, action: Action) -> Self {
+        DomainException { domain, action }
+    }
+    fn key(&self) -> &Domain {
+        &self.domain
+    }
+    fn action_mut(&mut self) -> &mut Action {
+        &mut self.action
+    }
+}
+
+/// Lists `key` with `action`: a new entry, or the existing one switched to
+/// `action` (one user or domain is on one list at a time). False, with nothing
+/// changed, when it is already listed with `action`.
+fn put_exception<E: ExceptionEntry>(list: &mut Vec<E>, key: &E::Key, action: Action) -> bool {
+    let Some(e) = list.iter_mut().find(|e| e.key() == key) else {
+        list.push(E::new(key.clone(), action));
+        return true;
+    };
+    let listed = e.action_mut();
+    let changed = *listed != action;
+    *listed = action;
+    changed
+}
+
+/// Takes `key` off the list; false when it was not on it.
+fn remove_exception<E: ExceptionEntry>(list: &mut Vec<E>, key: &E::Key) -> bool {
+    let before = list.len();
+    list.retain(|e| e.key() != key);
+    list.len() != before
 }
