@@ -13,7 +13,8 @@ use super::super::ops;
 use super::super::session::SessionInfo;
 use super::super::{ApiError, AppState, PageUser};
 use super::{
-    described, field_error, glyph, layout, respond, Button, CsrfForm, Errors, Form, Icon, Page,
+    delete_checked, described, field_error, glyph, layout, respond, Button, CsrfForm, Errors, Form,
+    Icon, Page,
 };
 
 #[derive(Deserialize, Default)]
@@ -24,15 +25,18 @@ pub struct ContactsQuery {
     done: Option<String>,
 }
 
-struct View<'a> {
-    values: &'a Form,
-    errors: &'a Errors,
-    find: &'a str,
+/// What the page shows besides the owner's policy: the Add New values as typed
+/// and their refusals, the Find text, whether Select All checked every box.
+#[derive(Default)]
+struct View {
+    values: Form,
+    errors: Errors,
+    find: String,
     all_checked: bool,
     notice: Option<String>,
 }
 
-fn render(st: &AppState, s: &SessionInfo, p: &UserPolicy, v: View<'_>) -> Markup {
+fn render(st: &AppState, s: &SessionInfo, p: &UserPolicy, v: &View) -> Markup {
     let org = st.store.org();
     let limit = org.class(&p.class).contact_limit;
     let domains: Vec<String> = org
@@ -58,9 +62,9 @@ fn render(st: &AppState, s: &SessionInfo, p: &UserPolicy, v: View<'_>) -> Markup
                     .is_some_and(|n| n.to_lowercase().contains(&needle))
         })
         .collect();
-    let (d_c, i_c) = described(v.errors, "contact");
-    let (d_dc, i_dc) = described(v.errors, "domain_custom");
-    let (d_n, i_n) = described(v.errors, "alt_name");
+    let (d_c, i_c) = described(&v.errors, "contact");
+    let (d_dc, i_dc) = described(&v.errors, "domain_custom");
+    let (d_n, i_n) = described(&v.errors, "alt_name");
     let body = html! {
         p #contact-usage.usage { "Contacts used: " strong { (p.contacts.len()) } " of " strong { (limit) } }
         form #add-contact-form.section method="post" action="/contacts/add" {
@@ -70,7 +74,7 @@ fn render(st: &AppState, s: &SessionInfo, p: &UserPolicy, v: View<'_>) -> Markup
                 label for="contact" { "Contact" }
                 input #contact type="text" name="contact" value=(v.values.get("contact")) placeholder="userid"
                     autocomplete="off" aria-describedby=[d_c] aria-invalid=[i_c];
-                (field_error(v.errors, "contact"))
+                (field_error(&v.errors, "contact"))
             }
             fieldset.domains {
                 legend { "Domain" }
@@ -91,13 +95,13 @@ fn render(st: &AppState, s: &SessionInfo, p: &UserPolicy, v: View<'_>) -> Markup
                     input #domain_custom type="text" name="domain_custom" value=(v.values.get("domain_custom"))
                         placeholder="mycompany.com" aria-describedby=[d_dc] aria-invalid=[i_dc];
                 }
-                (field_error(v.errors, "domain_custom"))
+                (field_error(&v.errors, "domain_custom"))
             }
             div.field {
                 label for="alt_name" { "Alternate Name (optional)" }
                 input #alt_name type="text" name="alt_name" value=(v.values.get("alt_name")) maxlength="128"
                     aria-describedby=[d_n] aria-invalid=[i_n];
-                (field_error(v.errors, "alt_name"))
+                (field_error(&v.errors, "alt_name"))
             }
         }
         form #find-form.section method="get" action="/contacts" role="search" {
@@ -110,7 +114,7 @@ fn render(st: &AppState, s: &SessionInfo, p: &UserPolicy, v: View<'_>) -> Markup
         form #contacts-form.section method="post" action="/contacts/delete" {
             h2 { "Your contacts" }
             input type="hidden" name="csrf" value=(s.csrf);
-            (field_error(v.errors, "selected"))
+            (field_error(&v.errors, "selected"))
             div.table-wrap {
                 table #contacts {
                     caption.sr-only { "Your contact list" }
@@ -146,63 +150,35 @@ fn render(st: &AppState, s: &SessionInfo, p: &UserPolicy, v: View<'_>) -> Markup
                     glyph: glyph::ADD,
                     href: "#contact",
                 },
-                Icon::Submit {
-                    label: "Find",
-                    glyph: glyph::FIND,
-                    form: "find-form",
-                    name: None,
-                },
+                Icon::submit("Find", glyph::FIND, "find-form"),
                 Icon::Submit {
                     label: "Select All",
                     glyph: glyph::SELECT_ALL,
                     form: "contacts-form",
                     name: Some("select_all"),
                 },
-                Icon::Submit {
-                    label: "Delete Selected",
-                    glyph: glyph::DELETE,
-                    form: "contacts-form",
-                    name: None,
-                },
+                Icon::submit("Delete Selected", glyph::DELETE, "contacts-form"),
             ],
             buttons: vec![
-                Button {
-                    label: "Save",
-                    form: "add-contact-form",
-                    id: "save-contact",
-                    name: None,
-                },
-                Button {
-                    label: "Find",
-                    form: "find-form",
-                    id: "find-button",
-                    name: None,
-                },
+                Button::submit("Save", "add-contact-form", "save-contact"),
+                Button::submit("Find", "find-form", "find-button"),
                 Button {
                     label: "Select All",
                     form: "contacts-form",
                     id: "select-all",
                     name: Some("select_all"),
                 },
-                Button {
-                    label: "Delete Selected",
-                    form: "contacts-form",
-                    id: "delete-selected",
-                    name: None,
-                },
+                Button::submit("Delete Selected", "contacts-form", "delete-selected"),
             ],
-            notice: v.notice,
+            notice: v.notice.clone(),
             body,
         },
     )
 }
 
-fn show(st: &AppState, s: &SessionInfo, v: View<'_>) -> Response {
+fn show(st: &AppState, s: &SessionInfo, v: View) -> Response {
     match ops::policy(st, &s.aor) {
-        Ok(p) => {
-            let errors = v.errors;
-            respond(errors, render(st, s, &p, v))
-        }
+        Ok(p) => respond(&v.errors, render(st, s, &p, &v)),
         Err(e) => e.into_response(),
     }
 }
@@ -218,18 +194,14 @@ pub async fn page(
         Some("deleted") => Some("The selected contacts are deleted.".to_string()),
         _ => None,
     };
-    let errors = Errors::default();
-    let values = Form::empty();
-    let find = q.find.unwrap_or_default();
+    let find = q.find.unwrap_or_default().trim().to_string();
     show(
         &st,
         &s,
         View {
-            values: &values,
-            errors: &errors,
-            find: find.trim(),
-            all_checked: false,
+            find,
             notice,
+            ..View::default()
         },
     )
 }
@@ -278,11 +250,9 @@ pub async fn add(State(st): State<AppState>, CsrfForm(s, form): CsrfForm) -> Res
                 &st,
                 &s,
                 View {
-                    values: &form,
-                    errors: &errors,
-                    find: "",
-                    all_checked: false,
-                    notice: None,
+                    values: form,
+                    errors,
+                    ..View::default()
                 },
             )
         }
@@ -292,47 +262,32 @@ pub async fn add(State(st): State<AppState>, CsrfForm(s, form): CsrfForm) -> Res
 /// `POST /contacts/delete` (Delete Selected; with `select_all`, Select All
 /// checks every box and deletes nothing).
 pub async fn delete_selected(State(st): State<AppState>, CsrfForm(s, form): CsrfForm) -> Response {
-    let empty = Form::empty();
     if !form.get("select_all").is_empty() {
-        let errors = Errors::default();
-        return show(
-            &st,
-            &s,
-            View {
-                values: &empty,
-                errors: &errors,
-                find: "",
-                all_checked: true,
-                notice: None,
-            },
-        );
+        let all_checked = View {
+            all_checked: true,
+            ..View::default()
+        };
+        return show(&st, &s, all_checked);
     }
-    let result = async {
-        let selected = form.all("selected");
-        if selected.is_empty() {
-            return Err(ApiError::invalid(
-                "selected",
-                "Check the contacts to delete first.",
-            ));
-        }
-        let p = ops::policy(&st, &s.aor)?;
-        let mut changes = Vec::new();
-        for raw in selected {
-            let contact = ops::parse_aor("selected", &raw)?;
+    let owner = &s.aor;
+    let result = delete_checked(
+        &st,
+        owner,
+        &form,
+        "Check the contacts to delete first.",
+        |p, raw| {
+            let contact = ops::parse_aor("selected", raw)?;
             if !p.has_contact(&contact) {
                 return Err(
                     ApiError::not_found(format!("{contact} is not a contact")).field("selected")
                 );
             }
-            changes.push(Change::RemoveContact {
-                owner: s.aor.clone(),
+            Ok(Change::RemoveContact {
+                owner: owner.clone(),
                 contact,
-            });
-        }
-        st.write(move |store| store.apply_all(changes))
-            .await
-            .map_err(|e| ApiError::from_store(e, Some("selected")))
-    }
+            })
+        },
+    )
     .await;
     match result {
         Ok(()) => Redirect::to("/contacts?done=deleted").into_response(),
@@ -342,11 +297,8 @@ pub async fn delete_selected(State(st): State<AppState>, CsrfForm(s, form): Csrf
                 &st,
                 &s,
                 View {
-                    values: &empty,
-                    errors: &errors,
-                    find: "",
-                    all_checked: false,
-                    notice: None,
+                    errors,
+                    ..View::default()
                 },
             )
         }

@@ -7,8 +7,12 @@ use axum::extract::{FromRequest, FromRequestParts, RawForm, Request};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
+use serde::Deserialize;
+
+use crate::policy::{Aor, Change, UserPolicy};
 
 use super::error::ApiError;
+use super::ops;
 use super::session::{self, SessionInfo};
 use super::{AppState, PageUser};
 
@@ -25,6 +29,7 @@ pub async fn home(_: PageUser) -> Redirect {
 }
 
 /// A submitted form: repeated names (check boxes) keep every value.
+#[derive(Default)]
 pub struct Form(Vec<(String, String)>);
 
 impl Form {
@@ -47,10 +52,6 @@ impl Form {
             .filter(|(k, _)| k == name)
             .map(|(_, v)| v.trim().to_string())
             .collect()
-    }
-
-    pub fn empty() -> Form {
-        Form(Vec::new())
     }
 }
 
@@ -131,6 +132,38 @@ impl FromRequest<AppState> for CsrfForm {
     }
 }
 
+/// `?done=`: after a successful POST the browser is redirected (so a reload does
+/// not post again) and the page names what was done in its notice.
+#[derive(Deserialize)]
+pub struct Done {
+    #[serde(default)]
+    pub done: Option<String>,
+}
+
+/// Delete Selected, on either list: one change per checked `selected` box, made
+/// by `change_for` (which refuses a value that is not on the list), all applied
+/// in one transaction so a refusal deletes none of them.
+pub async fn delete_checked(
+    st: &AppState,
+    owner: &Aor,
+    form: &Form,
+    none_checked: &str,
+    change_for: impl Fn(&UserPolicy, &str) -> Result<Change, ApiError>,
+) -> Result<(), ApiError> {
+    let selected = form.all("selected");
+    if selected.is_empty() {
+        return Err(ApiError::invalid("selected", none_checked));
+    }
+    let p = ops::policy(st, owner)?;
+    let changes = selected
+        .iter()
+        .map(|value| change_for(&p, value))
+        .collect::<Result<Vec<_>, _>>()?;
+    st.write(move |store| store.apply_all(changes))
+        .await
+        .map_err(|e| ApiError::from_store(e, Some("selected")))
+}
+
 /// One icon of the icon bar: a button submitting a form, or a link to a field.
 pub enum Icon<'a> {
     Submit {
@@ -146,12 +179,36 @@ pub enum Icon<'a> {
     },
 }
 
+impl<'a> Icon<'a> {
+    /// An icon that submits `form` as it is.
+    pub fn submit(label: &'a str, glyph: &'a str, form: &'a str) -> Self {
+        Icon::Submit {
+            label,
+            glyph,
+            form,
+            name: None,
+        }
+    }
+}
+
 /// One button of the bottom button bar.
 pub struct Button<'a> {
     pub label: &'a str,
     pub form: &'a str,
     pub id: &'a str,
     pub name: Option<&'a str>,
+}
+
+impl<'a> Button<'a> {
+    /// A button that submits `form` as it is.
+    pub fn submit(label: &'a str, form: &'a str, id: &'a str) -> Self {
+        Button {
+            label,
+            form,
+            id,
+            name: None,
+        }
+    }
 }
 
 /// The main navigation (User Options menu).

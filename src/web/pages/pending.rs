@@ -6,20 +6,15 @@
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
-use serde::Deserialize;
 
 use crate::policy::{PendingHow, PendingRequest, PendingState};
 
 use super::super::ops;
 use super::super::session::SessionInfo;
 use super::super::{AppState, PageUser};
-use super::{field_error, format_ms, glyph, layout, respond, Button, CsrfForm, Errors, Icon, Page};
-
-#[derive(Deserialize)]
-pub struct Done {
-    #[serde(default)]
-    done: Option<String>,
-}
+use super::{
+    field_error, format_ms, glyph, layout, respond, Button, CsrfForm, Done, Errors, Icon, Page,
+};
 
 fn how(h: PendingHow) -> &'static str {
     match h {
@@ -75,18 +70,8 @@ fn show(st: &AppState, s: &SessionInfo, errors: &Errors, notice: Option<String>)
     let page = Page {
         title: "Pending Requests",
         path: "/pending",
-        icons: vec![Icon::Submit {
-            label: "OK",
-            glyph: glyph::OK,
-            form: "pending-form",
-            name: None,
-        }],
-        buttons: vec![Button {
-            label: "OK",
-            form: "pending-form",
-            id: "pending-ok",
-            name: None,
-        }],
+        icons: vec![Icon::submit("OK", glyph::OK, "pending-form")],
+        buttons: vec![Button::submit("OK", "pending-form", "pending-ok")],
         notice,
         body,
     };

@@ -4,18 +4,13 @@
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
-use serde::Deserialize;
 
 use super::super::ops;
 use super::super::session::SessionInfo;
 use super::super::{ApiError, AppState, PageUser};
-use super::{described, field_error, glyph, layout, respond, Button, CsrfForm, Errors, Icon, Page};
-
-#[derive(Deserialize)]
-pub struct Done {
-    #[serde(default)]
-    done: Option<String>,
-}
+use super::{
+    described, field_error, glyph, layout, respond, Button, CsrfForm, Done, Errors, Icon, Page,
+};
 
 fn show(
     st: &AppState,
@@ -51,18 +46,12 @@ fn show(
     let page = Page {
         title: "Preferences",
         path: "/preferences",
-        icons: vec![Icon::Submit {
-            label: "Save",
-            glyph: glyph::SAVE,
-            form: "preferences-form",
-            name: None,
-        }],
-        buttons: vec![Button {
-            label: "Save",
-            form: "preferences-form",
-            id: "save-preferences",
-            name: None,
-        }],
+        icons: vec![Icon::submit("Save", glyph::SAVE, "preferences-form")],
+        buttons: vec![Button::submit(
+            "Save",
+            "preferences-form",
+            "save-preferences",
+        )],
         notice,
         body,
     };

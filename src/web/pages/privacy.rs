@@ -6,7 +6,6 @@
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
-use serde::Deserialize;
 
 use crate::policy::{Action, Change, DefaultExternal, DefaultInternal, UserPolicy};
 
@@ -14,14 +13,9 @@ use super::super::ops::{self, ExceptionKind};
 use super::super::session::SessionInfo;
 use super::super::{ApiError, AppState, PageUser};
 use super::{
-    described, field_error, glyph, layout, respond, Button, CsrfForm, Errors, Form, Icon, Page,
+    delete_checked, described, field_error, glyph, layout, respond, Button, CsrfForm, Done, Errors,
+    Form, Icon, Page,
 };
-
-#[derive(Deserialize)]
-pub struct Done {
-    #[serde(default)]
-    done: Option<String>,
-}
 
 fn notice(done: Option<&str>) -> Option<String> {
     Some(
@@ -179,24 +173,10 @@ fn render(
                             tr { td colspan="4" { "No exceptions: your default policy applies to everyone not on your contact list." } }
                         }
                         @for e in &p.exceptions.users {
-                            @let id = format!("sel-user-{}", e.aor);
-                            tr {
-                                td { input type="checkbox" #(id) name="selected" value={ "user:" (e.aor) }
-                                    aria-label={ "Select " (e.aor) }; }
-                                td { "User" }
-                                td { label for=(id) { (e.aor) } }
-                                td.policy { (action_label(e.action)) }
-                            }
+                            (exception_row("user", "User", e.aor.as_str(), e.action))
                         }
                         @for e in &p.exceptions.domains {
-                            @let id = format!("sel-domain-{}", e.domain);
-                            tr {
-                                td { input type="checkbox" #(id) name="selected" value={ "domain:" (e.domain) }
-                                    aria-label={ "Select " (e.domain) }; }
-                                td { "Domain" }
-                                td { label for=(id) { (e.domain) } }
-                                td.policy { (action_label(e.action)) }
-                            }
+                            (exception_row("domain", "Domain", e.domain.as_str(), e.action))
                         }
                     }
                 }
@@ -210,12 +190,7 @@ fn render(
             title: "Privacy Policies",
             path: "/privacy",
             icons: vec![
-                Icon::Submit {
-                    label: "Save Defaults",
-                    glyph: glyph::SAVE,
-                    form: "defaults-form",
-                    name: None,
-                },
+                Icon::submit("Save Defaults", glyph::SAVE, "defaults-form"),
                 Icon::Link {
                     label: "Add User",
                     glyph: glyph::ADD,
@@ -226,43 +201,33 @@ fn render(
                     glyph: glyph::ADD_DOMAIN,
                     href: "#domain_custom",
                 },
-                Icon::Submit {
-                    label: "Delete Selected",
-                    glyph: glyph::DELETE,
-                    form: "exceptions-form",
-                    name: None,
-                },
+                Icon::submit("Delete Selected", glyph::DELETE, "exceptions-form"),
             ],
             buttons: vec![
-                Button {
-                    label: "Save Defaults",
-                    form: "defaults-form",
-                    id: "save-defaults",
-                    name: None,
-                },
-                Button {
-                    label: "Add User",
-                    form: "add-user-form",
-                    id: "add-user-button",
-                    name: None,
-                },
-                Button {
-                    label: "Add Domain",
-                    form: "add-domain-form",
-                    id: "add-domain-button",
-                    name: None,
-                },
-                Button {
-                    label: "Delete Selected",
-                    form: "exceptions-form",
-                    id: "delete-selected",
-                    name: None,
-                },
+                Button::submit("Save Defaults", "defaults-form", "save-defaults"),
+                Button::submit("Add User", "add-user-form", "add-user-button"),
+                Button::submit("Add Domain", "add-domain-form", "add-domain-button"),
+                Button::submit("Delete Selected", "exceptions-form", "delete-selected"),
             ],
             notice,
             body,
         },
     )
+}
+
+/// One row of the exceptions table; the check box's value, `kind:value`, is
+/// what Delete Selected reads back.
+fn exception_row(kind: &str, type_label: &str, value: &str, action: Action) -> Markup {
+    let id = format!("sel-{kind}-{value}");
+    html! {
+        tr {
+            td { input type="checkbox" #(id) name="selected" value={ (kind) ":" (value) }
+                aria-label={ "Select " (value) }; }
+            td { (type_label) }
+            td { label for=(id) { (value) } }
+            td.policy { (action_label(action)) }
+        }
+    }
 }
 
 fn action_label(a: Action) -> &'static str {
@@ -294,7 +259,7 @@ pub async fn page(
     page_or_error(
         &st,
         &s,
-        &Form::empty(),
+        &Form::default(),
         &Errors::default(),
         notice(q.done.as_deref()),
     )
@@ -420,24 +385,20 @@ pub async fn add_domain(State(st): State<AppState>, CsrfForm(s, form): CsrfForm)
 
 /// `POST /privacy/delete` (Delete Selected): every selected exception, or none.
 pub async fn delete_selected(State(st): State<AppState>, CsrfForm(s, form): CsrfForm) -> Response {
-    let result = async {
-        let selected = form.all("selected");
-        if selected.is_empty() {
-            return Err(ApiError::invalid(
-                "selected",
-                "Check the exceptions to delete first.",
-            ));
-        }
-        let p = ops::policy(&st, &s.aor)?;
-        let mut changes = Vec::new();
-        for item in selected {
+    let owner = &s.aor;
+    let result = delete_checked(
+        &st,
+        owner,
+        &form,
+        "Check the exceptions to delete first.",
+        |p, item| {
             let (kind, value) = item.split_once(':').unwrap_or(("", ""));
             let change = match kind {
                 "user" => {
                     let watcher = ops::parse_aor("selected", value)?;
                     p.user_exception(&watcher)
                         .map(|_| Change::RemoveUserException {
-                            owner: s.aor.clone(),
+                            owner: owner.clone(),
                             watcher,
                         })
                 }
@@ -445,22 +406,18 @@ pub async fn delete_selected(State(st): State<AppState>, CsrfForm(s, form): Csrf
                     let domain = ops::parse_domain("selected", value)?;
                     p.domain_exception(domain.as_str())
                         .map(|_| Change::RemoveDomainException {
-                            owner: s.aor.clone(),
+                            owner: owner.clone(),
                             domain,
                         })
                 }
                 _ => None,
             };
-            let missing = || {
+            change.ok_or_else(|| {
                 ApiError::not_found(format!("{value} is not on your exception list"))
                     .field("selected")
-            };
-            changes.push(change.ok_or_else(missing)?);
-        }
-        st.write(move |store| store.apply_all(changes))
-            .await
-            .map_err(|e| ApiError::from_store(e, Some("selected")))
-    }
+            })
+        },
+    )
     .await;
     finish(&st, &s, &form, result, "deleted", "selected", |_| None)
 }
