@@ -33,13 +33,14 @@ struct User {
     csrf: String,
 }
 
+/// `POST /api/v1/session` with `body` (`username` and `password`).
+fn post_session(c: &Client, s: &Server, body: Value) -> Response {
+    c.post(s.url("/api/v1/session")).json(&body).send().unwrap()
+}
+
 fn sign_in(s: &Server, user: &str) -> User {
     let c = client();
-    let r = c
-        .post(s.url("/api/v1/session"))
-        .json(&json!({"username": user, "password": PASSWORD}))
-        .send()
-        .unwrap();
+    let r = post_session(&c, s, json!({"username": user, "password": PASSWORD}));
     assert_eq!(r.status(), StatusCode::OK);
     let cookie = r
         .headers()
@@ -109,6 +110,34 @@ fn expect_error(r: Response, status: StatusCode, field: Option<&str>) -> Value {
     body
 }
 
+/// The value of a page's first hidden `csrf` field.
+fn csrf_field(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A browser that has opened the sign-in page: its client (holding the
+/// pre-sign-in cookie) and the form's token.
+fn open_signin_page(s: &Server) -> (Client, String) {
+    let c = client();
+    let page = c.get(s.url("/signin")).send().unwrap().text().unwrap();
+    let token = csrf_field(&page);
+    (c, token)
+}
+
+/// Posts the sign-in form.
+fn post_signin_form(c: &Client, s: &Server, csrf: &str, user: &str, password: &str) -> Response {
+    c.post(s.url("/signin"))
+        .form(&[("csrf", csrf), ("username", user), ("password", password)])
+        .send()
+        .unwrap()
+}
+
 fn admin(s: &Server) -> impl Fn(reqwest::Method, &str) -> reqwest::blocking::RequestBuilder + '_ {
     let c = client();
     move |m, path| c.request(m, s.url(path)).bearer_auth(ADMIN_TOKEN)
@@ -135,24 +164,20 @@ fn sign_in_returns_csrf_and_sign_out_ends_the_session() {
 fn unknown_user_and_wrong_password_get_the_same_answer() {
     let s = start(WebConfig::default());
     let c = client();
-    let wrong = c
-        .post(s.url("/api/v1/session"))
-        .json(&json!({"username": ALICE, "password": "not the password"}))
-        .send()
-        .unwrap();
-    let unknown = c
-        .post(s.url("/api/v1/session"))
-        .json(&json!({"username": "nobody@example.com", "password": "not the password"}))
-        .send()
-        .unwrap();
+    let wrong = post_session(
+        &c,
+        &s,
+        json!({"username": ALICE, "password": "not the password"}),
+    );
+    let unknown = post_session(
+        &c,
+        &s,
+        json!({"username": "nobody@example.com", "password": "not the password"}),
+    );
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.text().unwrap(), unknown.text().unwrap());
-    let missing = c
-        .post(s.url("/api/v1/session"))
-        .json(&json!({"username": ALICE}))
-        .send()
-        .unwrap();
+    let missing = post_session(&c, &s, json!({"username": ALICE}));
     expect_error(missing, StatusCode::UNPROCESSABLE_ENTITY, None);
 }
 
@@ -164,27 +189,19 @@ fn ten_wrong_passwords_lock_sign_in_then_it_unlocks() {
     });
     let c = client();
     for i in 0..10 {
-        let r = c
-            .post(s.url("/api/v1/session"))
-            .json(&json!({"username": ALICE, "password": format!("guess {i}")}))
-            .send()
-            .unwrap();
+        let r = post_session(
+            &c,
+            &s,
+            json!({"username": ALICE, "password": format!("guess {i}")}),
+        );
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
     }
     // Even the right password is refused while locked, with Retry-After.
-    let r = c
-        .post(s.url("/api/v1/session"))
-        .json(&json!({"username": ALICE, "password": PASSWORD}))
-        .send()
-        .unwrap();
+    let r = post_session(&c, &s, json!({"username": ALICE, "password": PASSWORD}));
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(r.headers().get("retry-after").is_some());
     // The address is locked too: another account from here is refused.
-    let r = c
-        .post(s.url("/api/v1/session"))
-        .json(&json!({"username": BOB, "password": PASSWORD}))
-        .send()
-        .unwrap();
+    let r = post_session(&c, &s, json!({"username": BOB, "password": PASSWORD}));
     expect_error(r, StatusCode::TOO_MANY_REQUESTS, Some("username"));
     let metrics = c.get(s.url("/metrics")).send().unwrap().text().unwrap();
     assert!(
@@ -1058,11 +1075,11 @@ fn admin_accounts_add_passwd_list_remove() {
     );
 
     let c = client();
-    let r = c
-        .post(s.url("/api/v1/session"))
-        .json(&json!({"username": "carol@example.com", "password": "carol's password"}))
-        .send()
-        .unwrap();
+    let r = post_session(
+        &c,
+        &s,
+        json!({"username": "carol@example.com", "password": "carol's password"}),
+    );
     assert_eq!(r.status(), StatusCode::OK);
     let list: Value = a(reqwest::Method::GET, "/api/v1/admin/users")
         .send()
@@ -1114,11 +1131,11 @@ fn admin_accounts_add_passwd_list_remove() {
         Some("aor"),
     );
     assert!(s.store.user(&aor("carol@example.com")).is_none());
-    let r = c
-        .post(s.url("/api/v1/session"))
-        .json(&json!({"username": "carol@example.com", "password": "a new password"}))
-        .send()
-        .unwrap();
+    let r = post_session(
+        &c,
+        &s,
+        json!({"username": "carol@example.com", "password": "a new password"}),
+    );
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -1156,41 +1173,16 @@ fn metrics_and_healthz() {
 #[test]
 fn pages_need_a_session_and_forms_need_the_csrf_token() {
     let s = start(WebConfig::default());
-    let c = client();
+    let (c, token) = open_signin_page(&s);
     for path in ["/", "/privacy", "/contacts", "/preferences", "/pending"] {
         let r = c.get(s.url(path)).send().unwrap();
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
         assert_eq!(r.headers()["location"], "/signin");
     }
     // Sign in through the form (double-submit token from the sign-in page).
-    let page = c.get(s.url("/signin")).send().unwrap().text().unwrap();
-    let token = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
-    let r = c
-        .post(s.url("/signin"))
-        .form(&[
-            ("csrf", "forged"),
-            ("username", ALICE),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .unwrap();
+    let r = post_signin_form(&c, &s, "forged", ALICE, PASSWORD);
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = c
-        .post(s.url("/signin"))
-        .form(&[
-            ("csrf", token.as_str()),
-            ("username", ALICE),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .unwrap();
+    let r = post_signin_form(&c, &s, &token, ALICE, PASSWORD);
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let privacy = c.get(s.url("/privacy")).send().unwrap().text().unwrap();
     assert!(privacy.contains("Internal users (within your company/organization):"));
@@ -1203,14 +1195,7 @@ fn pages_need_a_session_and_forms_need_the_csrf_token() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(s.store.user(&aor(ALICE)).unwrap().refresh_interval_s, 30);
     // With it, a refusal is shown next to the field.
-    let csrf = privacy
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let csrf = csrf_field(&privacy);
     let r = c
         .post(s.url("/preferences"))
         .form(&[("csrf", csrf.as_str()), ("refresh_interval_s", "6")])
@@ -1254,25 +1239,8 @@ fn answers_carry_security_headers() {
 #[test]
 fn every_page_form_without_the_csrf_token_is_403_and_changes_nothing() {
     let s = start(WebConfig::default());
-    let c = client();
-    let page = c.get(s.url("/signin")).send().unwrap().text().unwrap();
-    let token = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
-    let r = c
-        .post(s.url("/signin"))
-        .form(&[
-            ("csrf", token.as_str()),
-            ("username", ALICE),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .unwrap();
+    let (c, token) = open_signin_page(&s);
+    let r = post_signin_form(&c, &s, &token, ALICE, PASSWORD);
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     s.store
         .record_pending(&aor(ALICE), &aor("gina@other.org"), PendingHow::Message, 1)
@@ -1331,48 +1299,17 @@ fn every_page_form_without_the_csrf_token_is_403_and_changes_nothing() {
 #[test]
 fn page_forms_show_refusals_next_to_the_field() {
     let s = start(WebConfig::default());
-    let c = client();
-    let page = c.get(s.url("/signin")).send().unwrap().text().unwrap();
-    let token = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let (c, token) = open_signin_page(&s);
     // Wrong password: the same message as an unknown user, next to the password.
-    let r = c
-        .post(s.url("/signin"))
-        .form(&[
-            ("csrf", token.as_str()),
-            ("username", "nobody@example.com"),
-            ("password", "x"),
-        ])
-        .send()
-        .unwrap();
+    let r = post_signin_form(&c, &s, &token, "nobody@example.com", "x");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(r
         .text()
         .unwrap()
         .contains("id=\"err-password\" role=\"alert\">Wrong username or password."));
-    c.post(s.url("/signin"))
-        .form(&[
-            ("csrf", token.as_str()),
-            ("username", ALICE),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .unwrap();
+    post_signin_form(&c, &s, &token, ALICE, PASSWORD);
     let html = c.get(s.url("/privacy")).send().unwrap().text().unwrap();
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let csrf = csrf_field(&html);
     let post = |path: &str, fields: &[(&str, &str)]| {
         let mut f = fields.to_vec();
         f.push(("csrf", csrf.as_str()));
@@ -1457,11 +1394,7 @@ fn shutdown_ends_open_event_streams() {
     let s = start(WebConfig::default());
     // No client timeout: only the server can end this stream.
     let c = Client::builder().cookie_store(true).build().unwrap();
-    let r = c
-        .post(s.url("/api/v1/session"))
-        .json(&json!({"username": ALICE, "password": PASSWORD}))
-        .send()
-        .unwrap();
+    let r = post_session(&c, &s, json!({"username": ALICE, "password": PASSWORD}));
     assert_eq!(r.status(), StatusCode::OK);
     let mut stream = c.get(s.url("/api/v1/me/pending/events")).send().unwrap();
     assert_eq!(stream.status(), StatusCode::OK);
@@ -1482,19 +1415,19 @@ fn cookies_are_secure_when_served_over_tls() {
         cookie_secure: true,
         ..WebConfig::default()
     });
-    let r = client()
-        .post(s.url("/api/v1/session"))
-        .json(&json!({"username": ALICE, "password": PASSWORD}))
-        .send()
-        .unwrap();
+    let r = post_session(
+        &client(),
+        &s,
+        json!({"username": ALICE, "password": PASSWORD}),
+    );
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(cookie.contains("; Secure"), "{cookie}");
     let plain = start(WebConfig::default());
-    let r = client()
-        .post(plain.url("/api/v1/session"))
-        .json(&json!({"username": ALICE, "password": PASSWORD}))
-        .send()
-        .unwrap();
+    let r = post_session(
+        &client(),
+        &plain,
+        json!({"username": ALICE, "password": PASSWORD}),
+    );
     assert!(!r.headers()["set-cookie"]
         .to_str()
         .unwrap()
