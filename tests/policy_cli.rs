@@ -9,6 +9,8 @@ use std::sync::mpsc;
 
 use presence_proxy::store::SledStore;
 
+const ALICE: &str = "alice@example.com";
+
 const DOC: &str = r#"{ "version": 1,
   "org": { "local_domains": ["example.com"], "federated_domains": ["partner.net"],
            "blocked_users": ["spam@evil.org"], "blocked_domains": ["evil.org"],
@@ -35,6 +37,20 @@ fn code(o: &Output) -> i32 {
     o.status.code().expect("exited, not killed")
 }
 
+/// Asserts the exit code, showing what the command said when it is wrong.
+fn expect_exit(o: &Output, expected: i32) {
+    assert_eq!(code(o), expected, "{}", stderr(o));
+}
+
+/// Asserts that stderr contains `says`.
+fn expect_stderr(o: &Output, says: &str) {
+    assert!(
+        stderr(o).contains(says),
+        "stderr {:?} lacks {says:?}",
+        stderr(o)
+    );
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -49,13 +65,13 @@ fn imported() -> (tempfile::TempDir, std::path::PathBuf) {
     let doc = dir.path().join("doc.json");
     std::fs::write(&doc, DOC).unwrap();
     let o = policy(&data, &["import", doc.to_str().unwrap()]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    expect_exit(&o, 0);
     (dir, data)
 }
 
 fn explain(data: &Path, owner: &str, watcher: &str) -> String {
     let o = policy(data, &["explain", owner, watcher, "--json"]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    expect_exit(&o, 0);
     stdout(&o).trim().to_string()
 }
 
@@ -63,22 +79,19 @@ fn explain(data: &Path, owner: &str, watcher: &str) -> String {
 fn import_explain_export_round_trip() {
     let (dir, data) = imported();
     assert_eq!(
-        explain(&data, "alice@example.com", "bob@example.com"),
+        explain(&data, ALICE, "bob@example.com"),
         r#"{"decision":"block","rule":"user-exception"}"#
     );
     assert_eq!(
         explain(&data, "sip:alice@EXAMPLE.com", "x@other.org"),
         r#"{"decision":"pending","rule":"default-external"}"#
     );
-    let o = policy(
-        &data,
-        &["explain", "alice@example.com", "carol@partner.net"],
-    );
+    let o = policy(&data, &["explain", ALICE, "carol@partner.net"]);
     assert!(stdout(&o).starts_with("allow (contact)"), "{}", stdout(&o));
 
     let out = dir.path().join("out.json");
     let o = policy(&data, &["export", out.to_str().unwrap()]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    expect_exit(&o, 0);
     let exported: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let original: serde_json::Value = serde_json::from_str(DOC).unwrap();
@@ -97,67 +110,28 @@ fn each_command_changes_what_it_says() {
         let o = policy(&data, args);
         assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
     };
-    ok(&["set-default", "alice@example.com", "internal", "block"]);
-    assert_eq!(
-        explain(&data, "alice@example.com", "dan@example.com"),
-        r#"{"decision":"block","rule":"default-internal"}"#
-    );
-    ok(&[
-        "except",
-        "alice@example.com",
-        "user",
-        "dan@example.com",
-        "allow",
-    ]);
-    assert_eq!(
-        explain(&data, "alice@example.com", "dan@example.com"),
-        r#"{"decision":"allow","rule":"user-exception"}"#
-    );
-    ok(&["unexcept", "alice@example.com", "user", "dan@example.com"]);
-    assert_eq!(
-        explain(&data, "alice@example.com", "dan@example.com"),
-        r#"{"decision":"block","rule":"default-internal"}"#
-    );
-    ok(&[
-        "except",
-        "alice@example.com",
-        "domain",
-        "other.org",
-        "block",
-    ]);
-    assert_eq!(
-        explain(&data, "alice@example.com", "x@other.org"),
-        r#"{"decision":"block","rule":"domain-exception"}"#
-    );
-    ok(&["unexcept", "alice@example.com", "domain", "other.org"]);
-    ok(&["set-default", "alice@example.com", "external", "block"]);
-    assert_eq!(
-        explain(&data, "alice@example.com", "x@other.org"),
-        r#"{"decision":"block","rule":"default-external"}"#
-    );
-    ok(&[
-        "contact",
-        "add",
-        "alice@example.com",
-        "x@other.org",
-        "--name",
-        "Xavier",
-    ]);
-    assert_eq!(
-        explain(&data, "alice@example.com", "x@other.org"),
-        r#"{"decision":"allow","rule":"contact"}"#
-    );
-    ok(&["contact", "remove", "alice@example.com", "x@other.org"]);
-    ok(&["answer", "alice@example.com", "x@other.org", "allow"]);
-    assert_eq!(
-        explain(&data, "alice@example.com", "x@other.org"),
-        r#"{"decision":"allow","rule":"user-exception"}"#
-    );
-    ok(&["answer", "alice@example.com", "x@other.org", "block"]);
-    assert_eq!(
-        explain(&data, "alice@example.com", "x@other.org"),
-        r#"{"decision":"block","rule":"user-exception"}"#
-    );
+    let alice_decides = |watcher: &str, decision: &str, rule: &str| {
+        let verdict = format!(r#"{{"decision":"{decision}","rule":"{rule}"}}"#);
+        assert_eq!(explain(&data, ALICE, watcher), verdict, "for {watcher}");
+    };
+    ok(&["set-default", ALICE, "internal", "block"]);
+    alice_decides("dan@example.com", "block", "default-internal");
+    ok(&["except", ALICE, "user", "dan@example.com", "allow"]);
+    alice_decides("dan@example.com", "allow", "user-exception");
+    ok(&["unexcept", ALICE, "user", "dan@example.com"]);
+    alice_decides("dan@example.com", "block", "default-internal");
+    ok(&["except", ALICE, "domain", "other.org", "block"]);
+    alice_decides("x@other.org", "block", "domain-exception");
+    ok(&["unexcept", ALICE, "domain", "other.org"]);
+    ok(&["set-default", ALICE, "external", "block"]);
+    alice_decides("x@other.org", "block", "default-external");
+    ok(&["contact", "add", ALICE, "x@other.org", "--name", "Xavier"]);
+    alice_decides("x@other.org", "allow", "contact");
+    ok(&["contact", "remove", ALICE, "x@other.org"]);
+    ok(&["answer", ALICE, "x@other.org", "allow"]);
+    alice_decides("x@other.org", "allow", "user-exception");
+    ok(&["answer", ALICE, "x@other.org", "block"]);
+    alice_decides("x@other.org", "block", "user-exception");
 }
 
 #[test]
@@ -165,15 +139,9 @@ fn usage_errors_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     for args in [
         &["frobnicate"][..],
-        &["set-default", "alice@example.com", "sideways", "allow"],
-        &[
-            "except",
-            "alice@example.com",
-            "user",
-            "bob@example.com",
-            "maybe",
-        ],
-        &["explain", "alice@example.com"],
+        &["set-default", ALICE, "sideways", "allow"],
+        &["except", ALICE, "user", "bob@example.com", "maybe"],
+        &["explain", ALICE],
     ] {
         let o = policy(dir.path(), args);
         assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
@@ -190,34 +158,23 @@ fn invalid_input_exits_3_saying_what_and_where_and_changes_nothing() {
             "OWNER: address `alice` has no `@`",
         ),
         (
-            &["set-default", "alice@example.com", "external", "allow"],
+            &["set-default", ALICE, "external", "allow"],
             "VALUE: Allow is not available",
         ),
         (
-            &[
-                "except",
-                "alice@example.com",
-                "user",
-                "spam@evil.org",
-                "allow",
-            ],
+            &["except", ALICE, "user", "spam@evil.org", "allow"],
             "watcher: spam@evil.org is blocked by the administrator",
         ),
         (
-            &["except", "alice@example.com", "domain", "bad..org", "block"],
+            &["except", ALICE, "domain", "bad..org", "block"],
             "VALUE: `bad..org` is not a valid domain",
         ),
         (
-            &["contact", "add", "alice@example.com", "carol@partner.net"],
+            &["contact", "add", ALICE, "carol@partner.net"],
             "contact: duplicate",
         ),
         (
-            &[
-                "unexcept",
-                "alice@example.com",
-                "user",
-                "nobody@example.com",
-            ],
+            &["unexcept", ALICE, "user", "nobody@example.com"],
             "has no exception for nobody@example.com",
         ),
     ];
@@ -238,17 +195,9 @@ fn invalid_input_exits_3_saying_what_and_where_and_changes_nothing() {
     )
     .unwrap();
     let o = policy(&data, &["import", bad.to_str().unwrap()]);
-    assert_eq!(code(&o), 3);
-    assert!(
-        stderr(&o).contains("users[0].refresh_interval_s"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(
-        stderr(&o).contains("users[1].exceptions.users[0].aor"),
-        "{}",
-        stderr(&o)
-    );
+    expect_exit(&o, 3);
+    expect_stderr(&o, "users[0].refresh_interval_s");
+    expect_stderr(&o, "users[1].exceptions.users[0].aor");
     assert_eq!(
         stdout(&policy(&data, &["export"])),
         before,
@@ -270,13 +219,13 @@ fn store_failures_exit_4() {
         db.flush().unwrap();
     }
     let o = policy(&data, &["export"]);
-    assert_eq!(code(&o), 4);
-    assert!(stderr(&o).contains("schema version 7"), "{}", stderr(&o));
+    expect_exit(&o, 4);
+    expect_stderr(&o, "schema version 7");
     // A data dir that is a file.
     let file = dir.path().join("plain-file");
     std::fs::write(&file, "x").unwrap();
     let o = policy(&file, &["export"]);
-    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    expect_exit(&o, 4);
 }
 
 #[test]
@@ -284,13 +233,9 @@ fn locked_data_dir_without_a_proxy_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let _held = SledStore::open(&data).unwrap();
-    let o = policy(&data, &["explain", "alice@example.com", "bob@example.com"]);
-    assert_eq!(code(&o), 4);
-    assert!(
-        stderr(&o).contains("is in use by another process"),
-        "{}",
-        stderr(&o)
-    );
+    let o = policy(&data, &["explain", ALICE, "bob@example.com"]);
+    expect_exit(&o, 4);
+    expect_stderr(&o, "is in use by another process");
 
     // proxy.json names an address where nobody listens.
     let port = TcpListener::bind("127.0.0.1:0")
@@ -303,17 +248,11 @@ fn locked_data_dir_without_a_proxy_says_so() {
         format!(r#"{{"pid": 1, "http": "127.0.0.1:{port}", "admin_token": "t"}}"#),
     )
     .unwrap();
-    let o = policy(
-        &data,
-        &["set-default", "alice@example.com", "internal", "block"],
-    );
-    assert_eq!(code(&o), 4);
-    assert!(
-        stderr(&o).contains(&format!(
-            "locked (a proxy holds it) and no proxy answers at http://127.0.0.1:{port}"
-        )),
-        "{}",
-        stderr(&o)
+    let o = policy(&data, &["set-default", ALICE, "internal", "block"]);
+    expect_exit(&o, 4);
+    expect_stderr(
+        &o,
+        &format!("locked (a proxy holds it) and no proxy answers at http://127.0.0.1:{port}"),
     );
 }
 
@@ -373,13 +312,13 @@ fn locked_data_dir_goes_through_the_admin_api() {
         &[
             "contact",
             "add",
-            "alice@example.com",
+            ALICE,
             "carol@partner.net",
             "--name",
             "Carol",
         ],
     );
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    expect_exit(&o, 0);
     let req = got.recv().unwrap();
     assert!(req.starts_with("POST /api/v1/admin/changes "), "{req}");
     assert!(
@@ -399,11 +338,8 @@ fn locked_data_dir_goes_through_the_admin_api() {
         r#"{"decision":"pending","rule":"default-external"}"#,
     );
     write_proxy_json(port);
-    let o = policy(
-        &data,
-        &["explain", "alice@example.com", "x@other.org", "--json"],
-    );
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = policy(&data, &["explain", ALICE, "x@other.org", "--json"]);
+    expect_exit(&o, 0);
     assert_eq!(
         stdout(&o).trim(),
         r#"{"decision":"pending","rule":"default-external"}"#
@@ -421,16 +357,9 @@ fn locked_data_dir_goes_through_the_admin_api() {
         r#"{"error":"invalid","field":"contact","errors":[{"path":"contact","message":"contact limit reached"}]}"#,
     );
     write_proxy_json(port);
-    let o = policy(
-        &data,
-        &["contact", "add", "alice@example.com", "dan@partner.net"],
-    );
-    assert_eq!(code(&o), 3);
-    assert!(
-        stderr(&o).contains("contact: contact limit reached"),
-        "{}",
-        stderr(&o)
-    );
+    let o = policy(&data, &["contact", "add", ALICE, "dan@partner.net"]);
+    expect_exit(&o, 3);
+    expect_stderr(&o, "contact: contact limit reached");
 }
 
 #[test]
@@ -448,13 +377,13 @@ fn config_file_names_the_data_dir() {
             "--config",
             cfg.to_str().unwrap(),
             "explain",
-            "alice@example.com",
+            ALICE,
             "bob@example.com",
             "--json",
         ])
         .output()
         .unwrap();
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    expect_exit(&o, 0);
     assert_eq!(
         stdout(&o).trim(),
         r#"{"decision":"block","rule":"user-exception"}"#
