@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 
 use crate::policy::Aor;
 
-use super::accounts::verify_password;
+use super::accounts::{verify_password, MAX_PASSWORD_CHARS};
 use super::error::ApiError;
 use super::metrics::SignInResult;
 use super::session::SessionInfo;
@@ -28,7 +28,9 @@ fn account_aor(st: &AppState, username: &str) -> Option<Aor> {
     }
 }
 
-/// Checks the credentials; on success starts a session.
+/// Checks the credentials; on success starts a session. A locked account or
+/// address is refused before the password is looked at, so guessing right during
+/// the lockout does not get in.
 pub async fn sign_in(
     st: &AppState,
     username: &str,
@@ -63,8 +65,11 @@ pub async fn sign_in(
     }
     let account = aor.as_ref().and_then(|a| st.store.account(a));
     let password = password.to_string();
+    // No account has a longer password; not hashing one bounds what a caller can
+    // make argon2 chew on.
     let ok = tokio::task::spawn_blocking(move || {
-        password.len() <= 4096 && verify_password(account.as_ref(), &password)
+        password.chars().count() <= MAX_PASSWORD_CHARS
+            && verify_password(account.as_ref(), &password)
     })
     .await
     .unwrap_or(false);

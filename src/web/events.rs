@@ -50,7 +50,7 @@ fn stream_for(st: AppState, info: SessionInfo) -> impl Stream<Item = Result<Even
     let rx = st.store.subscribe();
     let mut tick = tokio::time::interval(SESSION_CHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stopping = st.stopping.clone();
+    let stopping = st.stop.subscribe();
     let cursor = Cursor {
         st,
         info,

@@ -93,6 +93,8 @@ pub enum SignInResult {
 impl WebMetrics {
     pub fn http_request(&self, route: &str, method: &str, status: u16) {
         let key = (route.to_string(), method.to_string(), status);
+        // A known series needs only the shard's read lock; `entry` takes the
+        // write lock, so it is left for the first request of a series.
         if let Some(c) = self.http.get(&key) {
             c.fetch_add(1, Ordering::Relaxed);
             return;

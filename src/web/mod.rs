@@ -51,7 +51,8 @@ pub use error::ApiError;
 pub use metrics::{MetricsSource, WebMetrics};
 use session::{SessionInfo, Sessions};
 
-/// Everything the handlers share.
+/// Everything the handlers share; axum clones it for every request, so each
+/// field is shared behind an `Arc`.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
@@ -61,9 +62,9 @@ pub struct AppState {
     limiter: Arc<limiter::SignInLimiter>,
     pub metrics: Arc<WebMetrics>,
     extra_metrics: Option<Arc<dyn MetricsSource>>,
-    /// Turns true when [`serve`] is asked to stop, so the endless event streams
-    /// end and graceful shutdown does not wait on open pages.
-    stopping: tokio::sync::watch::Receiver<bool>,
+    /// Set to true when [`serve`] is asked to stop, so the endless event streams
+    /// (which [`watch`](tokio::sync::watch::Sender::subscribe) it) end and
+    /// graceful shutdown does not wait on open pages.
     stop: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
@@ -71,7 +72,7 @@ impl AppState {
     /// The admin token is `config.admin_token`, or a fresh random one when unset
     /// (ADMIN_API: the proxy writes it to `proxy.json` for the command line).
     pub fn new(store: Arc<dyn Store>, config: WebConfig) -> Self {
-        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let (stop, _) = tokio::sync::watch::channel(false);
         let admin_token: Arc<str> = match &config.admin_token {
             Some(t) if !t.is_empty() => Arc::from(t.as_str()),
             _ => Arc::from(session::random_token().as_str()),
@@ -89,7 +90,6 @@ impl AppState {
             admin_token,
             metrics: Arc::new(WebMetrics::default()),
             extra_metrics: None,
-            stopping,
             stop: Arc::new(stop),
         }
     }
@@ -208,9 +208,8 @@ impl FromRequestParts<AppState> for Admin {
 
 /// The client's address (for per-address sign-in limits), when served with
 /// connect info.
-pub fn client_addr(parts_ext: &axum::http::Extensions) -> String {
-    parts_ext
-        .get::<ConnectInfo<SocketAddr>>()
+pub fn client_addr(ext: &axum::http::Extensions) -> String {
+    ext.get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| a.ip().to_string())
         .unwrap_or_else(|| "unknown".to_string())
 }

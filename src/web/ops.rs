@@ -4,18 +4,16 @@
 //! both (and names the field at fault). The owner always comes from the session,
 //! never from the request: a user can change only their own data.
 
-use serde::Deserialize;
-
 use crate::policy::{
-    Action, Aor, Change, DefaultExternal, DefaultInternal, Domain, PendingRequest, UserPolicy,
+    validate, Action, Aor, Change, DefaultExternal, DefaultInternal, Domain, PendingRequest,
+    UserPolicy,
 };
 
 use super::error::ApiError;
 use super::AppState;
 
 /// An exception names a user (AoR) or a whole domain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExceptionKind {
     User,
     Domain,
@@ -213,10 +211,9 @@ pub async fn add_contact(
         return Err(ApiError::conflict(format!("{contact} is already a contact")).field("aor"));
     }
     let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
-    if name
-        .as_ref()
-        .is_some_and(|n| n.chars().count() > 128 || n.chars().any(char::is_control))
-    {
+    // The store would refuse it too, but against the contact's field; checked
+    // here so the refusal names `name`.
+    if validate::contact_name(name.as_deref(), "name").is_some() {
         return Err(ApiError::invalid(
             "name",
             "alternate name: at most 128 printable characters",
@@ -281,7 +278,7 @@ pub async fn answer(
     allow: &[String],
     block: &[String],
 ) -> Result<usize, ApiError> {
-    let waiting = st.store.pending(owner);
+    let waiting = pending(st, owner);
     let mut changes = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (field, list, action) in [

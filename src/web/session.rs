@@ -71,10 +71,6 @@ impl Sessions {
         }
     }
 
-    pub fn idle_timeout(&self) -> Duration {
-        self.idle
-    }
-
     /// Starts a session for `aor`; returns it with its fresh CSRF token.
     pub fn create(&self, aor: Aor) -> SessionInfo {
         self.prune();
@@ -95,13 +91,13 @@ impl Sessions {
     /// stream does not, so an open page still signs out when idle.
     pub fn get(&self, id: &str, touch: bool) -> Result<SessionInfo, NoSession> {
         let now = Instant::now();
-        let expired = {
+        // The entry holds its shard's lock: it must be dropped before `remove`,
+        // which takes the same lock.
+        {
             let Some(mut e) = self.map.get_mut(id) else {
                 return Err(NoSession::Missing);
             };
-            if now.duration_since(e.last_active) >= self.idle {
-                true
-            } else {
+            if now.duration_since(e.last_active) < self.idle {
                 if touch {
                     e.last_active = now;
                 }
@@ -111,11 +107,9 @@ impl Sessions {
                     csrf: e.csrf.clone(),
                 });
             }
-        };
-        if expired {
-            self.map.remove(id);
-            tracing::info!("session ended after the idle timeout");
         }
+        self.map.remove(id);
+        tracing::info!("session ended after the idle timeout");
         Err(NoSession::Expired)
     }
 
@@ -156,7 +150,9 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// `Set-Cookie` value: HttpOnly, SameSite=Strict, and Secure when configured.
+/// `Set-Cookie` value: HttpOnly so no script (an injected one included) reads the
+/// id, SameSite=Strict so another site's form does not carry it (CSRF defence
+/// beside the token), and Secure when served over TLS.
 pub fn set_cookie(name: &str, value: &str, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
     format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict{secure}")

@@ -17,7 +17,7 @@ use super::{
     Icon, Page,
 };
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 pub struct ContactsQuery {
     #[serde(default)]
     find: Option<String>,

@@ -46,6 +46,7 @@ impl Form {
             .unwrap_or("")
     }
 
+    /// Every value of `name`, trimmed, in order (check boxes repeat their name).
     pub fn all(&self, name: &str) -> Vec<String> {
         self.0
             .iter()
