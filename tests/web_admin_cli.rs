@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use presence_proxy::policy::{Action, Change};
 use presence_proxy::store::{SledStore, Store};
-use presence_proxy::web::WebConfig;
-use web_support::{aor, org, start_with, ADMIN_TOKEN, ALICE};
+use web_support::{aor, org, serve_data_dir, ALICE};
 
 fn policy(data: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_presence-proxy"))
@@ -34,19 +33,7 @@ fn policy_commands_reach_the_live_store_through_the_admin_api() {
     let d = dir.path();
     let store = Arc::new(SledStore::open(d).expect("this process holds the lock"));
     store.apply(Change::SetOrg { org: org() }).unwrap();
-    let s = start_with(
-        store.clone(),
-        WebConfig {
-            admin_token: Some(ADMIN_TOKEN.into()),
-            ..WebConfig::default()
-        },
-    );
-    let http = s.base.trim_start_matches("http://").to_string();
-    std::fs::write(
-        d.join("proxy.json"),
-        format!(r#"{{"pid": 1, "http": "{http}", "admin_token": "{ADMIN_TOKEN}"}}"#),
-    )
-    .unwrap();
+    let _web = serve_data_dir(d, store.clone());
 
     let (code, out, err) = policy(d, &["except", ALICE, "user", "bob@example.com", "block"]);
     assert_eq!(code, 0, "{out}{err}");

@@ -8,8 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use presence_proxy::store::{SledStore, Store};
-use presence_proxy::web::WebConfig;
-use web_support::{aor, start_with, ADMIN_TOKEN};
+use web_support::{aor, serve_data_dir};
 
 fn user_cmd(data: &std::path::Path, args: &[&str], stdin: &str) -> (i32, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_presence-proxy"))
@@ -113,19 +112,7 @@ fn goes_through_the_admin_api_when_a_proxy_holds_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let store = Arc::new(SledStore::open(d).expect("this process holds the lock"));
-    let s = start_with(
-        store.clone(),
-        WebConfig {
-            admin_token: Some(ADMIN_TOKEN.into()),
-            ..WebConfig::default()
-        },
-    );
-    let http = s.base.trim_start_matches("http://").to_string();
-    std::fs::write(
-        d.join("proxy.json"),
-        format!(r#"{{"pid": 1, "http": "{http}", "admin_token": "{ADMIN_TOKEN}"}}"#),
-    )
-    .unwrap();
+    let _web = serve_data_dir(d, store.clone());
 
     let (code, out, err) = user_cmd(
         d,

@@ -2,6 +2,7 @@
 //! temporary sled store, with an org and two accounts.
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::sync::Arc;
 
 use presence_proxy::policy::{Aor, Change, ClassOfService, Domain, Org};
@@ -90,6 +91,26 @@ pub fn start(mut config: WebConfig) -> Server {
     accounts::add_user(store.as_ref(), &aor(ALICE), PASSWORD, Some("small")).expect("alice");
     accounts::add_user(store.as_ref(), &aor(BOB), PASSWORD, None).expect("bob");
     start_with(store, config)
+}
+
+/// The web side of a proxy holding the data directory `dir` (`store` is opened
+/// on it), with the `proxy.json` a running proxy writes there, so the command line
+/// goes through the admin API.
+pub fn serve_data_dir(dir: &Path, store: Arc<SledStore>) -> Server {
+    let s = start_with(
+        store,
+        WebConfig {
+            admin_token: Some(ADMIN_TOKEN.into()),
+            ..WebConfig::default()
+        },
+    );
+    let http = s.base.trim_start_matches("http://");
+    std::fs::write(
+        dir.join("proxy.json"),
+        format!(r#"{{"pid": 1, "http": "{http}", "admin_token": "{ADMIN_TOKEN}"}}"#),
+    )
+    .expect("write proxy.json");
+    s
 }
 
 pub fn start_with(store: Arc<SledStore>, config: WebConfig) -> Server {
