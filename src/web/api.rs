@@ -107,11 +107,7 @@ pub async fn add_exception(
 ) -> Result<Response, ApiError> {
     let kind = ExceptionKind::parse(&body.kind)?;
     let action = ops::parse_action("action", &body.action)?;
-    ops::add_exception(&st, &s.aor, kind, &body.value, action).await?;
-    let value = match kind {
-        ExceptionKind::User => ops::parse_aor("value", &body.value)?.to_string(),
-        ExceptionKind::Domain => ops::parse_domain("value", &body.value)?.to_string(),
-    };
+    let value = ops::add_exception(&st, &s.aor, kind, &body.value, action).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "kind": body.kind, "value": value, "action": action })),
@@ -157,11 +153,8 @@ pub async fn add_contact(
     ApiUser(s): ApiUser,
     ApiJson(body): ApiJson<NewContact>,
 ) -> Result<Response, ApiError> {
-    ops::add_contact(&st, &s.aor, &body.aor, body.name).await?;
-    let contact = ops::parse_aor("aor", &body.aor)?;
-    let p = ops::policy(&st, &s.aor)?;
-    let entry = p.contacts.iter().find(|c| c.aor == contact).cloned();
-    Ok((StatusCode::CREATED, Json(json!(entry))).into_response())
+    let entry = ops::add_contact(&st, &s.aor, &body.aor, body.name).await?;
+    Ok((StatusCode::CREATED, Json(entry)).into_response())
 }
 
 /// `DELETE /api/v1/me/contacts/{aor}`.

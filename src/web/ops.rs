@@ -5,8 +5,8 @@
 //! never from the request: a user can change only their own data.
 
 use crate::policy::{
-    validate, Action, Aor, Change, DefaultExternal, DefaultInternal, Domain, PendingRequest,
-    UserPolicy,
+    validate, Action, Aor, Change, Contact, DefaultExternal, DefaultInternal, Domain,
+    PendingRequest, UserPolicy,
 };
 
 use super::error::ApiError;
@@ -119,45 +119,68 @@ pub async fn set_defaults(
     .await
 }
 
+/// What an exception names, parsed from the request's `value`: the parsed form is
+/// what the lists hold, so a `sip:` prefix or an upper-case domain still matches.
+enum Subject {
+    User(Aor),
+    Domain(Domain),
+}
+
+impl Subject {
+    fn parse(kind: ExceptionKind, value: &str) -> Result<Self, ApiError> {
+        Ok(match kind {
+            ExceptionKind::User => Subject::User(parse_aor("value", value)?),
+            ExceptionKind::Domain => Subject::Domain(parse_domain("value", value)?),
+        })
+    }
+
+    fn is_listed(&self, p: &UserPolicy) -> bool {
+        match self {
+            Subject::User(watcher) => p.user_exception(watcher).is_some(),
+            Subject::Domain(domain) => p.domain_exception(domain.as_str()).is_some(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Subject::User(watcher) => watcher.as_str(),
+            Subject::Domain(domain) => domain.as_str(),
+        }
+    }
+}
+
+/// Adds an exception; returns the user or domain as stored (canonical form).
 pub async fn add_exception(
     st: &AppState,
     owner: &Aor,
     kind: ExceptionKind,
     value: &str,
     action: Action,
-) -> Result<(), ApiError> {
+) -> Result<String, ApiError> {
     let p = policy(st, owner)?;
-    let change = match kind {
-        ExceptionKind::User => {
-            let watcher = parse_aor("value", value)?;
-            if p.user_exception(&watcher).is_some() {
-                return Err(ApiError::conflict(format!(
-                    "{watcher} is already on your exception list"
-                ))
-                .field("value"));
-            }
-            Change::AddUserException {
-                owner: owner.clone(),
-                watcher,
-                action,
-            }
-        }
-        ExceptionKind::Domain => {
-            let domain = parse_domain("value", value)?;
-            if p.domain_exception(domain.as_str()).is_some() {
-                return Err(ApiError::conflict(format!(
-                    "{domain} is already on your exception list"
-                ))
-                .field("value"));
-            }
-            Change::AddDomainException {
-                owner: owner.clone(),
-                domain,
-                action,
-            }
-        }
+    let subject = Subject::parse(kind, value)?;
+    let stored = subject.as_str().to_string();
+    if subject.is_listed(&p) {
+        return Err(
+            ApiError::conflict(format!("{stored} is already on your exception list"))
+                .field("value"),
+        );
+    }
+    let owner = owner.clone();
+    let change = match subject {
+        Subject::User(watcher) => Change::AddUserException {
+            owner,
+            watcher,
+            action,
+        },
+        Subject::Domain(domain) => Change::AddDomainException {
+            owner,
+            domain,
+            action,
+        },
     };
-    apply(st, change, "value").await
+    apply(st, change, "value").await?;
+    Ok(stored)
 }
 
 pub async fn remove_exception(
@@ -167,44 +190,30 @@ pub async fn remove_exception(
     value: &str,
 ) -> Result<(), ApiError> {
     let p = policy(st, owner)?;
-    let change = match kind {
-        ExceptionKind::User => {
-            let watcher = parse_aor("value", value)?;
-            if p.user_exception(&watcher).is_none() {
-                return Err(ApiError::not_found(format!(
-                    "{watcher} is not on your exception list"
-                ))
-                .field("value"));
-            }
-            Change::RemoveUserException {
-                owner: owner.clone(),
-                watcher,
-            }
-        }
-        ExceptionKind::Domain => {
-            let domain = parse_domain("value", value)?;
-            if p.domain_exception(domain.as_str()).is_none() {
-                return Err(
-                    ApiError::not_found(format!("{domain} is not on your exception list"))
-                        .field("value"),
-                );
-            }
-            Change::RemoveDomainException {
-                owner: owner.clone(),
-                domain,
-            }
-        }
+    let subject = Subject::parse(kind, value)?;
+    if !subject.is_listed(&p) {
+        return Err(ApiError::not_found(format!(
+            "{} is not on your exception list",
+            subject.as_str()
+        ))
+        .field("value"));
+    }
+    let owner = owner.clone();
+    let change = match subject {
+        Subject::User(watcher) => Change::RemoveUserException { owner, watcher },
+        Subject::Domain(domain) => Change::RemoveDomainException { owner, domain },
     };
     apply(st, change, "value").await
 }
 
 /// Cisco "Add New" contact; the store refuses admin-blocked users and a full list.
+/// Returns the entry as stored.
 pub async fn add_contact(
     st: &AppState,
     owner: &Aor,
     aor: &str,
     name: Option<String>,
-) -> Result<(), ApiError> {
+) -> Result<Contact, ApiError> {
     let p = policy(st, owner)?;
     let contact = parse_aor("aor", aor)?;
     if p.has_contact(&contact) {
@@ -219,17 +228,23 @@ pub async fn add_contact(
             "alternate name: at most 128 printable characters",
         ));
     }
+    let entry = Contact {
+        aor: contact,
+        name,
+        learned: false,
+    };
     apply(
         st,
         Change::AddContact {
             owner: owner.clone(),
-            contact,
-            name,
-            learned: false,
+            contact: entry.aor.clone(),
+            name: entry.name.clone(),
+            learned: entry.learned,
         },
         "aor",
     )
-    .await
+    .await?;
+    Ok(entry)
 }
 
 pub async fn remove_contact(st: &AppState, owner: &Aor, aor: &str) -> Result<(), ApiError> {

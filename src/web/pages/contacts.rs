@@ -234,7 +234,7 @@ pub async fn add(State(st): State<AppState>, CsrfForm(s, form): CsrfForm) -> Res
     let result = async {
         let aor = contact_aor(&form)?;
         let name = Some(form.get("alt_name").to_string());
-        ops::add_contact(&st, &s.aor, &aor, name).await
+        ops::add_contact(&st, &s.aor, &aor, name).await.map(drop)
     }
     .await;
     match result {

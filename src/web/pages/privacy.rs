@@ -349,7 +349,9 @@ pub async fn add_user(State(st): State<AppState>, CsrfForm(s, form): CsrfForm) -
     let result = async {
         let action = ops::parse_action("userid", form.get("user_action"))?;
         let aor = user_aor(&st, &form)?;
-        ops::add_exception(&st, &s.aor, ExceptionKind::User, &aor, action).await
+        ops::add_exception(&st, &s.aor, ExceptionKind::User, &aor, action)
+            .await
+            .map(drop)
     }
     .await;
     finish(&st, &s, &form, result, "user", "userid", |f| match f {
@@ -372,7 +374,9 @@ pub async fn add_domain(State(st): State<AppState>, CsrfForm(s, form): CsrfForm)
         if domain.is_empty() {
             return Err(ApiError::invalid("value", "Enter the domain."));
         }
-        ops::add_exception(&st, &s.aor, ExceptionKind::Domain, domain, action).await
+        ops::add_exception(&st, &s.aor, ExceptionKind::Domain, domain, action)
+            .await
+            .map(drop)
     }
     .await;
     let field = if federated {
