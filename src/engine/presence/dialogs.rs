@@ -22,19 +22,29 @@ use super::wheel::ExpiryWheel;
 use crate::engine::{ConnId, Transport};
 use crate::policy::Aor;
 
-/// Call-ID and the watcher's (subscriber's) tag.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DialogKey {
-    pub call_id: Bytes,
-    pub watcher_tag: Bytes,
-}
+/// A dialog's identity, Call-ID and the watcher's (subscriber's) tag, as a
+/// 128-bit keyed hash: 16 bytes, no allocation and no copy of either string per
+/// dialog or per lookup (the key is filed in the table, the owner index and the
+/// expiry wheel). The hash keys are random per process (ahash), so nobody outside
+/// can make two dialogs collide, and two independent 64-bit halves make a chance
+/// collision among even millions of dialogs negligible (about n² / 2¹²⁹).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DialogKey(u128);
 
 impl DialogKey {
     pub fn new(call_id: &[u8], watcher_tag: &[u8]) -> Self {
-        DialogKey {
-            call_id: Bytes::copy_from_slice(call_id),
-            watcher_tag: Bytes::copy_from_slice(watcher_tag),
-        }
+        use std::hash::{BuildHasher, Hasher};
+        static KEYS: std::sync::OnceLock<[ahash::RandomState; 2]> = std::sync::OnceLock::new();
+        let keys = KEYS.get_or_init(|| [ahash::RandomState::new(), ahash::RandomState::new()]);
+        let half = |k: &ahash::RandomState| {
+            let mut h = k.build_hasher();
+            // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+            h.write_usize(call_id.len());
+            h.write(call_id);
+            h.write(watcher_tag);
+            h.finish()
+        };
+        DialogKey(u128::from(half(&keys[0])) << 64 | u128::from(half(&keys[1])))
     }
 }
 
@@ -61,11 +71,16 @@ pub struct Dialog {
     pub confirmed: bool,
     pub watcher_peer: Peer,
     /// Record-Route entries the SUBSCRIBE carried when it reached the proxy: the
-    /// proxies between it and the watcher, the route set of NOTIFYs it originates.
-    pub route_set: Vec<Bytes>,
-    /// The last NOTIFY the notifier sent, as received: its body is the last real
-    /// state (kept so an allowed-again watcher gets it at once), and the headers of
-    /// NOTIFYs the proxy originates are copied from it.
+    /// proxies between it and the watcher, the route set of NOTIFYs it originates
+    /// (RFC 3261 §12.1.1), kept as the one `Route` value they make (`<a>, <b>`);
+    /// `None` when there were none.
+    pub route_set: Option<Box<[u8]>>,
+    /// The last NOTIFY the notifier sent: the headers of NOTIFYs the proxy
+    /// originates are copied from it. Its body, the last real state, is kept only
+    /// while the watcher is not shown it (blocked, held, or a paced NOTIFY waiting),
+    /// so that a watcher allowed again gets it at once; for a watcher shown the
+    /// real state it is dropped ([`header_template`]): 90 % of the memory of a
+    /// dialog, and nothing needs it (a change to Offline is built from the owner).
     pub template: Option<Bytes>,
     /// What the watcher was last shown.
     pub shown: Option<View>,
@@ -154,14 +169,14 @@ impl DialogTable {
                 self.evict_oldest(keys.into_iter());
             }
             if self.dialogs.len() >= self.caps.global {
-                let keys: Vec<DialogKey> = self.dialogs.iter().map(|e| e.key().clone()).collect();
+                let keys: Vec<DialogKey> = self.dialogs.iter().map(|e| *e.key()).collect();
                 self.evict_oldest(keys.into_iter());
             }
         }
-        if let Some(old) = self.dialogs.insert(key.clone(), dialog) {
+        if let Some(old) = self.dialogs.insert(key, dialog) {
             self.unindex(&old.owner, &key);
         }
-        self.by_owner.entry(owner).or_default().push(key.clone());
+        self.by_owner.entry(owner).or_default().push(key);
         self.file(key, deadline);
     }
 
@@ -211,7 +226,7 @@ impl DialogTable {
     /// Moves a dialog's expiry (a refresh or the notifier's `expires`).
     pub fn set_expiry(&self, key: &DialogKey, expires_ms: u64) {
         if self.with(key, |d| d.expires_ms = expires_ms).is_some() {
-            self.file(key.clone(), expires_ms);
+            self.file(*key, expires_ms);
         }
     }
 
@@ -223,7 +238,7 @@ impl DialogTable {
     }
 
     pub fn keys(&self) -> Vec<DialogKey> {
-        self.dialogs.iter().map(|e| e.key().clone()).collect()
+        self.dialogs.iter().map(|e| *e.key()).collect()
     }
 
     /// Removes and returns the dialogs whose expiry passed.
@@ -269,7 +284,7 @@ mod tests {
                 conn: None,
                 local: addr,
             },
-            route_set: vec![],
+            route_set: None,
             template: None,
             shown: None,
             cseq: CseqShift::default(),

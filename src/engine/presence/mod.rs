@@ -19,6 +19,7 @@ mod notify;
 mod originate;
 pub mod retransmit;
 mod subscribe;
+mod template;
 pub mod view;
 pub mod wheel;
 mod winfo;
@@ -131,6 +132,13 @@ impl Enforced {
     fn about(mut self, watcher: &Aor, owner: &Aor, verdict: Option<Verdict>) -> Self {
         self.watcher = Some(watcher.clone());
         self.owner = Some(owner.clone());
+        self.verdict = verdict;
+        self
+    }
+
+    fn about_owned(mut self, watcher: Aor, owner: Aor, verdict: Option<Verdict>) -> Self {
+        self.watcher = Some(watcher);
+        self.owner = Some(owner);
         self.verdict = verdict;
         self
     }

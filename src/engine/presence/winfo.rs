@@ -66,7 +66,7 @@ impl WinfoSubs {
         self.subs
             .iter()
             .filter(|s| &s.owner == owner)
-            .map(|s| s.key().clone())
+            .map(|s| *s.key())
             .collect()
     }
 }
@@ -123,7 +123,7 @@ impl Presence {
                 .contact_uri()
                 .unwrap_or_else(|| msg.request_uri().unwrap_or_default());
             self.winfo.subs.insert(
-                key.clone(),
+                key,
                 WinfoSub {
                     owner: owner.clone(),
                     our_tag: our_tag.clone(),
@@ -234,7 +234,7 @@ impl Presence {
             .subs
             .iter()
             .filter(|s| s.expires_ms <= now_ms)
-            .map(|s| s.key().clone())
+            .map(|s| *s.key())
             .collect();
         for key in expired {
             self.winfo_send(
@@ -366,7 +366,7 @@ impl Presence {
             &branch,
             Bytes::from(m),
             sub.peer,
-            Owner::Winfo(key.clone()),
+            Owner::Winfo(*key),
             out,
         );
     }
