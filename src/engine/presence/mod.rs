@@ -288,7 +288,8 @@ impl Presence {
                     msg.to().and_then(|t| aor_of(t.uri)),
                 ) {
                     let flow = Flow::of(rx.source, rx.transport, rx.conn);
-                    self.ids.register_sent(call_id, cseq, flow, aor, now_ms);
+                    self.ids
+                        .register_sent_for(call_id, cseq, flow, aor, msg.contact_uri(), now_ms);
                 }
                 Enforced::route()
             }
@@ -346,8 +347,13 @@ impl Presence {
                 Enforced::route()
             }
             (b"REGISTER", Direction::Upstream) => {
-                self.ids
-                    .register_answered(call_id, cseq, status, registered_expiry(msg), now_ms);
+                self.ids.register_answered_with(
+                    call_id,
+                    cseq,
+                    status,
+                    |contact| registered_expiry(msg, contact),
+                    now_ms,
+                );
                 Enforced::route()
             }
             (b"NOTIFY", Direction::Downstream) => {
@@ -530,14 +536,30 @@ impl Presence {
     }
 }
 
-/// What the registrar granted in a 2xx to REGISTER: the largest Contact
-/// `expires` parameter, else the Expires header (RFC 3261 §10.3 step 8).
-fn registered_expiry(msg: &Message) -> Option<u32> {
-    let from_contacts = msg
-        .header_values("Contact")
-        .filter_map(sip::NameAddr::parse)
-        .filter_map(|na| na.param("expires").flatten())
-        .filter_map(|v| std::str::from_utf8(v).ok()?.trim().parse::<u32>().ok())
-        .max();
-    from_contacts.or_else(|| msg.expires())
+/// What the registrar granted in a 2xx to REGISTER for the binding of `contact`
+/// (the REGISTER's Contact URI): the 2xx lists every current binding of the AoR,
+/// each with its own `expires` parameter (RFC 3261 §10.3 step 8), so the flow's
+/// expiry is its own binding's, not another device's. That binding without an
+/// `expires` parameter takes the Expires header; when it cannot be found (no
+/// Contact noted, or the registrar rewrote it) the largest `expires` listed, else
+/// the Expires header.
+fn registered_expiry(msg: &Message, contact: Option<&[u8]>) -> Option<u32> {
+    let expires_param = |na: &sip::NameAddr<'_>| {
+        na.param("expires")
+            .flatten()
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u32>().ok())
+    };
+    let bindings = || {
+        msg.header_values("Contact")
+            .filter_map(sip::NameAddr::parse)
+    };
+    if let Some(ours) = contact {
+        if let Some(na) = bindings().find(|na| na.uri.eq_ignore_ascii_case(ours)) {
+            return expires_param(&na).or_else(|| msg.expires());
+        }
+    }
+    bindings()
+        .filter_map(|na| expires_param(&na))
+        .max()
+        .or_else(|| msg.expires())
 }
