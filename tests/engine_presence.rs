@@ -549,9 +549,9 @@ fn unanswered_pending_request_gives_up_the_subscription() {
     assert_eq!(parse(&s.out[0]).status(), Some(481));
 }
 
-#[test]
-fn notifies_inside_the_refresh_interval_are_coalesced_into_the_newest() {
-    let mut r = Rig::new(PendingView::Hold);
+/// A rig where bob is a user whose devices get a NOTIFY at most every `seconds`.
+fn rig_with_bob_paced(seconds: u32) -> Rig {
+    let r = Rig::new(PendingView::Hold);
     r.store
         .apply(Change::PutUser {
             user: UserPolicy::new(aor("bob@example.com")),
@@ -560,9 +560,15 @@ fn notifies_inside_the_refresh_interval_are_coalesced_into_the_newest() {
     r.store
         .apply(Change::SetRefreshInterval {
             owner: aor("bob@example.com"),
-            seconds: 10,
+            seconds,
         })
         .unwrap();
+    r
+}
+
+#[test]
+fn notifies_inside_the_refresh_interval_are_coalesced_into_the_newest() {
+    let mut r = rig_with_bob_paced(10);
     let s = r.dialog(BOB_PHONE, "bob@example.com", "c-co");
     assert_eq!(
         s.enforced.step,
@@ -594,18 +600,7 @@ fn notifies_inside_the_refresh_interval_are_coalesced_into_the_newest() {
 
 #[test]
 fn a_decision_change_is_never_delayed_by_pacing() {
-    let mut r = Rig::new(PendingView::Hold);
-    r.store
-        .apply(Change::PutUser {
-            user: UserPolicy::new(aor("bob@example.com")),
-        })
-        .unwrap();
-    r.store
-        .apply(Change::SetRefreshInterval {
-            owner: aor("bob@example.com"),
-            seconds: 3600,
-        })
-        .unwrap();
+    let mut r = rig_with_bob_paced(3600);
     r.dialog(BOB_PHONE, "bob@example.com", "c-nd");
     r.now += 1_000;
     r.store
