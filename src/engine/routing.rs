@@ -165,10 +165,10 @@ impl Router {
         let loop_hex = hex_u32(loop_hash);
         let mut top_via = None;
         for (i, v) in msg.vias().enumerate() {
-            if self.names_us(v.host, v.port)
-                && v.branch.is_some_and(|b| {
-                    b.starts_with(BRANCH_PREFIX.as_bytes()) && b.ends_with(&loop_hex)
-                })
+            // The branch test first: it is cheap and rarely true.
+            if v.branch
+                .is_some_and(|b| b.starts_with(BRANCH_PREFIX.as_bytes()) && b.ends_with(&loop_hex))
+                && self.names_us(v.host, v.port)
             {
                 return Err(Refuse {
                     status: 482,
