@@ -48,6 +48,15 @@ impl DialogKey {
     }
 }
 
+/// The owner index's key: a keyed 64-bit hash of the owner's AoR (8 bytes instead
+/// of a copy of the string per owner). A bucket may in principle hold another
+/// owner's dialogs too; [`DialogTable::keys_of`] checks each dialog's owner.
+fn owner_key(owner: &Aor) -> u64 {
+    static KEY: std::sync::OnceLock<ahash::RandomState> = std::sync::OnceLock::new();
+    KEY.get_or_init(ahash::RandomState::new)
+        .hash_one(owner.as_str())
+}
+
 /// Where and how the watcher's side of the dialog is reached: the flow its
 /// SUBSCRIBE came on (RFC 5626 style: NAT-safe, and the same TCP connection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,8 +128,11 @@ impl Default for Caps {
 /// Every tracked dialog.
 #[derive(Debug)]
 pub struct DialogTable {
-    dialogs: DashMap<DialogKey, Dialog, ahash::RandomState>,
-    by_owner: DashMap<Aor, Vec<DialogKey>, ahash::RandomState>,
+    /// Boxed: the table's slack slots (a hash table runs up to 1/8 empty, and
+    /// doubles) then cost a pointer each, not a whole dialog.
+    dialogs: DashMap<DialogKey, Box<Dialog>, ahash::RandomState>,
+    /// Owner → their dialogs (most owners have one or two: an exact-size slice).
+    by_owner: DashMap<u64, Box<[DialogKey]>, ahash::RandomState>,
     wheel: Mutex<ExpiryWheel<DialogKey>>,
     caps: Caps,
     evicted: AtomicU64,
@@ -160,23 +172,30 @@ impl DialogTable {
     /// pending dialog, or failing that the oldest, of the owner and then globally
     /// when a cap is reached.
     pub fn insert(&self, key: DialogKey, dialog: Dialog) {
-        let owner = dialog.owner.clone();
+        let owner = owner_key(&dialog.owner);
         let deadline = dialog.expires_ms;
         if !self.dialogs.contains_key(&key) {
-            let owned = self.by_owner.get(&owner).map_or(0, |v| v.len());
-            if owned >= self.caps.per_owner {
-                let keys = self.keys_of(&owner);
-                self.evict_oldest(keys.into_iter());
+            let bucket = self.by_owner.get(&owner).map_or(0, |v| v.len());
+            if bucket >= self.caps.per_owner {
+                let keys = self.keys_of(&dialog.owner);
+                if keys.len() >= self.caps.per_owner {
+                    self.evict_oldest(keys.into_iter());
+                }
             }
             if self.dialogs.len() >= self.caps.global {
                 let keys: Vec<DialogKey> = self.dialogs.iter().map(|e| *e.key()).collect();
                 self.evict_oldest(keys.into_iter());
             }
         }
-        if let Some(old) = self.dialogs.insert(key, dialog) {
+        if let Some(old) = self.dialogs.insert(key, Box::new(dialog)) {
             self.unindex(&old.owner, &key);
         }
-        self.by_owner.entry(owner).or_default().push(key);
+        let mut keys = self.by_owner.entry(owner).or_default();
+        let mut grown = Vec::with_capacity(keys.len() + 1);
+        grown.extend_from_slice(&keys);
+        grown.push(key);
+        *keys = grown.into_boxed_slice();
+        drop(keys);
         self.file(key, deadline);
     }
 
@@ -202,20 +221,23 @@ impl DialogTable {
     }
 
     fn unindex(&self, owner: &Aor, key: &DialogKey) {
+        let owner = owner_key(owner);
         let mut empty = false;
-        if let Some(mut v) = self.by_owner.get_mut(owner) {
-            v.retain(|k| k != key);
+        if let Some(mut v) = self.by_owner.get_mut(&owner) {
+            if v.contains(key) {
+                *v = v.iter().filter(|k| *k != key).copied().collect();
+            }
             empty = v.is_empty();
         }
         if empty {
-            self.by_owner.remove_if(owner, |_, v| v.is_empty());
+            self.by_owner.remove_if(&owner, |_, v| v.is_empty());
         }
     }
 
     pub fn remove(&self, key: &DialogKey) -> Option<Dialog> {
         let (_, d) = self.dialogs.remove(key)?;
         self.unindex(&d.owner, key);
-        Some(d)
+        Some(*d)
     }
 
     /// Runs `f` on the dialog, if tracked. `f` must not touch the table.
@@ -231,10 +253,15 @@ impl DialogTable {
     }
 
     pub fn keys_of(&self, owner: &Aor) -> Vec<DialogKey> {
-        self.by_owner
-            .get(owner)
-            .map(|v| v.clone())
-            .unwrap_or_default()
+        let bucket = self
+            .by_owner
+            .get(&owner_key(owner))
+            .map(|v| v.to_vec())
+            .unwrap_or_default();
+        bucket
+            .into_iter()
+            .filter(|k| self.dialogs.get(k).is_some_and(|d| d.owner == *owner))
+            .collect()
     }
 
     pub fn keys(&self) -> Vec<DialogKey> {
