@@ -226,9 +226,11 @@ mod through_engine {
         s.parse().expect("literal address")
     }
 
+    /// A datagram as the UDP driver hands it over: an exact-size copy
+    /// (`Bytes::copy_from_slice`), so what the engine keeps of it is counted right.
     fn rx(data: String, source: &str) -> Received {
         Received {
-            data: Bytes::from(data.replace('\n', "\r\n")),
+            data: Bytes::copy_from_slice(data.replace('\n', "\r\n").as_bytes()),
             source: addr(source),
             local: addr(PROXY),
             transport: Transport::Udp,
