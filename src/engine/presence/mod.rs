@@ -275,7 +275,11 @@ impl Presence {
     ) -> Enforced {
         // RFC 3325 §5: an identity asserted by a peer outside the trust domain is
         // removed, so nothing behind the proxy believes it either.
-        if msg.header("P-Asserted-Identity").is_some() && !(self.cfg.trusted_peer)(rx.source) {
+        if msg
+            .first_of_kind(sip::HeaderKind::PAssertedIdentity)
+            .is_some()
+            && !(self.cfg.trusted_peer)(rx.source)
+        {
             ed.remove_header("P-Asserted-Identity");
             bump(&self.counters.pai_stripped);
         }
