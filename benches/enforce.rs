@@ -11,7 +11,7 @@
 //! measures the scheduler; thread CPU time measures the code.
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
 use presence_proxy::pidf::{self, PIDF_CONTENT_TYPE};
 use std::time::Duration;
 
@@ -226,9 +226,11 @@ mod through_engine {
         s.parse().expect("literal address")
     }
 
+    /// A datagram as the UDP driver hands it over: an exact-size copy
+    /// (`Bytes::copy_from_slice`), so what the engine keeps of it is counted right.
     fn rx(data: String, source: &str) -> Received {
         Received {
-            data: Bytes::from(data.replace('\n', "\r\n")),
+            data: Bytes::copy_from_slice(data.replace('\n', "\r\n").as_bytes()),
             source: addr(source),
             local: addr(PROXY),
             transport: Transport::Udp,
@@ -238,9 +240,16 @@ mod through_engine {
 
     /// alice's presence; bob is allowed (internal default), mallory blocked.
     pub fn engine() -> Engine {
+        engine_with(false)
+    }
+
+    /// The same, with From trusted (as `benches/e2e.sh` runs the proxy) and the
+    /// domain `blocked.example.net` blocked by the admin.
+    pub fn engine_with(trust_from: bool) -> Engine {
         let store = Arc::new(SledStore::temporary().expect("temporary store"));
         let org = Org {
             local_domains: vec![Domain::parse("example.com").expect("domain")],
+            blocked_domains: vec![Domain::parse("blocked.example.net").expect("domain")],
             ..Org::default()
         };
         store.apply(Change::SetOrg { org }).expect("org");
@@ -257,7 +266,8 @@ mod through_engine {
                 action: Action::Block,
             })
             .expect("exception");
-        let cfg = EngineConfig::new(addr(UPSTREAM), Transport::Udp, vec![addr(PROXY)]);
+        let mut cfg = EngineConfig::new(addr(UPSTREAM), Transport::Udp, vec![addr(PROXY)]);
+        cfg.trust_from = trust_from;
         let engine = Engine::new(cfg, store as Arc<dyn Store>);
         for (user, phone) in [("bob", "127.0.0.1:6001"), ("mallory", "127.0.0.1:6002")] {
             let mut out = Vec::new();
@@ -292,6 +302,54 @@ mod through_engine {
         bytes.extend_from_slice(body.as_bytes());
         r.data = Bytes::from(bytes);
         r
+    }
+
+    /// Sets up `n` more subscriptions the way the e2e harness does: watcher
+    /// `w{i}` (every tenth in a domain the admin blocks) SUBSCRIBEs to `o{i mod 50 000}`
+    /// with From trust,
+    /// the upstream accepts, sends a NOTIFY with `body`, and the watcher answers.
+    pub fn settle(engine: &Engine, body: &[u8], n: u64) {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let mut out = Vec::new();
+        let text = String::from_utf8_lossy(body);
+        for _ in 0..n {
+            let i = NEXT.fetch_add(1, Ordering::Relaxed);
+            let user = if i % 10 == 7 {
+                format!("w{i}@blocked.example.net")
+            } else {
+                format!("w{i}@example.com")
+            };
+            let owner = format!("o{}@example.com", i % 50_000);
+            let phone = format!("127.0.0.{}:{}", 2 + i % 200, 1024 + i % 60000);
+            let call = format!("m{i}-8f2a1c9e4b7d@10.1.2.3");
+            out.clear();
+            let sub = format!("SUBSCRIBE sip:{owner} SIP/2.0\nVia: SIP/2.0/UDP {phone};branch=z9hG4bKm{i}\nMax-Forwards: 70\nFrom: <sip:{user}>;tag=f{i}a7\nTo: <sip:{owner}>\nCall-ID: {call}\nCSeq: 1 SUBSCRIBE\nContact: <sip:w{i}@{phone}>\nEvent: presence\nExpires: 3600\nContent-Length: 0\n\n");
+            engine.handle(NOW, rx(sub, &phone), &mut out);
+            let Some(via) = out.last().map(|t| first_via(&t.data)) else {
+                continue;
+            };
+            out.clear();
+            let ok = format!("SIP/2.0 200 OK\nVia: {via}\nVia: SIP/2.0/UDP {phone};branch=z9hG4bKm{i}\nRecord-Route: <sip:{PROXY};lr>\nFrom: <sip:{user}>;tag=f{i}a7\nTo: <sip:{owner}>;tag=n{i}b3\nCall-ID: {call}\nCSeq: 1 SUBSCRIBE\nContact: <sip:{UPSTREAM}>\nExpires: 3600\nContent-Length: 0\n\n");
+            engine.handle(NOW, rx(ok, UPSTREAM), &mut out);
+            out.clear();
+            let notify = format!("NOTIFY sip:w{i}@{phone} SIP/2.0\nVia: SIP/2.0/UDP {UPSTREAM};branch=z9hG4bKn{i}\nMax-Forwards: 70\nRoute: <sip:{PROXY};lr>\nFrom: <sip:{owner}>;tag=n{i}b3\nTo: <sip:{user}>;tag=f{i}a7\nCall-ID: {call}\nCSeq: 1 NOTIFY\nContact: <sip:{UPSTREAM}>\nEvent: presence\nSubscription-State: active;expires=3600\nContent-Type: application/pidf+xml\nContent-Length: {}\n\n{text}", body.len());
+            engine.handle(NOW, rx(notify, UPSTREAM), &mut out);
+            let Some(via) = out.last().map(|t| first_via(&t.data)) else {
+                continue;
+            };
+            out.clear();
+            let ok = format!("SIP/2.0 200 OK\nVia: {via}\nVia: SIP/2.0/UDP {UPSTREAM};branch=z9hG4bKn{i}\nFrom: <sip:{owner}>;tag=n{i}b3\nTo: <sip:{user}>;tag=f{i}a7\nCall-ID: {call}\nCSeq: 1 NOTIFY\nContent-Length: 0\n\n");
+            engine.handle(NOW, rx(ok, &phone), &mut out);
+        }
+    }
+
+    fn first_via(data: &[u8]) -> String {
+        String::from_utf8_lossy(data)
+            .lines()
+            .find_map(|l| l.strip_prefix("Via: "))
+            .unwrap_or_default()
+            .to_string()
     }
 
     pub fn check(engine: &Engine, rx: Received, expect: Handled) {
@@ -332,10 +390,104 @@ fn notify_through_engine(c: &mut Criterion) {
     group.finish();
 }
 
+/// `ENFORCE_COUNT=N`: N NOTIFYs of each engine case and nothing else, for
+/// instruction counts that do not depend on criterion's sampling:
+/// `ENFORCE_COUNT=10000 valgrind --tool=cachegrind --cache-sim=no target/release/deps/enforce-*`
+/// (subtract a run with `ENFORCE_COUNT=0`, which is the set-up alone).
+fn fixed_count(n: u64) {
+    let engine = through_engine::engine();
+    let body = document(1024);
+    for user in ["bob", "mallory"] {
+        let rx = through_engine::notify(user, &body);
+        let mut out = Vec::with_capacity(4);
+        for _ in 0..n {
+            out.clear();
+            black_box(engine.handle(through_engine::NOW, black_box(rx.clone()), &mut out));
+        }
+    }
+}
+
+/// `ENFORCE_MEMORY=N`: heap and resident memory that N active subscriptions
+/// (SUBSCRIBE, 200, NOTIFY with a 1 KiB PIDF, 200, one in ten blocked) leave in
+/// the engine, per subscription: the engine's share of issue 7's memory figure.
+fn memory(n: u64) {
+    let engine = through_engine::engine_with(true);
+    let body = document(1024);
+    through_engine::settle(&engine, &body, 1_000);
+    let (heap0, rss0) = (alloc::live(), alloc::rss());
+    through_engine::settle(&engine, &body, n);
+    let (heap1, rss1) = (alloc::live(), alloc::rss());
+    let per = |a: u64, b: u64| b.saturating_sub(a) as f64 / n as f64;
+    println!(
+        "{n} active subscriptions: {:.0} B heap, {:.0} B RSS per subscription ({} dialogs)",
+        per(heap0, heap1),
+        per(rss0, rss1),
+        engine.presence().dialog_count()
+    );
+}
+
+/// A global allocator that counts live heap bytes (for [`memory`] only; one
+/// relaxed atomic add per allocation does not move the timed cases).
+mod alloc {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    struct Counting;
+    static LIVE: AtomicU64 = AtomicU64::new(0);
+
+    // SAFETY: every call goes to `System` with the caller's layout unchanged; the
+    // counter is only bookkeeping.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            LIVE.fetch_add(l.size() as u64, Ordering::Relaxed);
+            // SAFETY: forwarded as received (GlobalAlloc's contract is the caller's).
+            unsafe { System.alloc(l) }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            LIVE.fetch_sub(l.size() as u64, Ordering::Relaxed);
+            // SAFETY: `p` came from `alloc`/`realloc` above with this layout.
+            unsafe { System.dealloc(p, l) }
+        }
+        unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+            LIVE.fetch_add(new as u64, Ordering::Relaxed);
+            LIVE.fetch_sub(l.size() as u64, Ordering::Relaxed);
+            // SAFETY: as for `dealloc`, and `new` is the caller's valid size.
+            unsafe { System.realloc(p, l, new) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
+
+    pub fn live() -> u64 {
+        LIVE.load(Ordering::Relaxed)
+    }
+
+    /// Resident set size from `/proc/self/statm` (pages of 4 KiB).
+    pub fn rss() -> u64 {
+        std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |p| p * 4096)
+    }
+}
+
 criterion_group!(wall, offline_rewrite_wall, notify_through_engine);
 criterion_group! {
     name = cpu;
     config = Criterion::default().with_measurement(ThreadCpuTime);
     targets = offline_rewrite_cpu
 }
-criterion_main!(wall, cpu);
+
+fn main() {
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = env("ENFORCE_COUNT") {
+        return fixed_count(n);
+    }
+    if let Some(n) = env("ENFORCE_MEMORY") {
+        return memory(n);
+    }
+    wall();
+    cpu();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -549,9 +549,9 @@ fn unanswered_pending_request_gives_up_the_subscription() {
     assert_eq!(parse(&s.out[0]).status(), Some(481));
 }
 
-#[test]
-fn notifies_inside_the_refresh_interval_are_coalesced_into_the_newest() {
-    let mut r = Rig::new(PendingView::Hold);
+/// A rig where bob is a user whose devices get a NOTIFY at most every `seconds`.
+fn rig_with_bob_paced(seconds: u32) -> Rig {
+    let r = Rig::new(PendingView::Hold);
     r.store
         .apply(Change::PutUser {
             user: UserPolicy::new(aor("bob@example.com")),
@@ -560,9 +560,15 @@ fn notifies_inside_the_refresh_interval_are_coalesced_into_the_newest() {
     r.store
         .apply(Change::SetRefreshInterval {
             owner: aor("bob@example.com"),
-            seconds: 10,
+            seconds,
         })
         .unwrap();
+    r
+}
+
+#[test]
+fn notifies_inside_the_refresh_interval_are_coalesced_into_the_newest() {
+    let mut r = rig_with_bob_paced(10);
     let s = r.dialog(BOB_PHONE, "bob@example.com", "c-co");
     assert_eq!(
         s.enforced.step,
@@ -594,18 +600,7 @@ fn notifies_inside_the_refresh_interval_are_coalesced_into_the_newest() {
 
 #[test]
 fn a_decision_change_is_never_delayed_by_pacing() {
-    let mut r = Rig::new(PendingView::Hold);
-    r.store
-        .apply(Change::PutUser {
-            user: UserPolicy::new(aor("bob@example.com")),
-        })
-        .unwrap();
-    r.store
-        .apply(Change::SetRefreshInterval {
-            owner: aor("bob@example.com"),
-            seconds: 3600,
-        })
-        .unwrap();
+    let mut r = rig_with_bob_paced(3600);
     r.dialog(BOB_PHONE, "bob@example.com", "c-nd");
     r.now += 1_000;
     r.store
@@ -1010,4 +1005,54 @@ fn winfo_for_someone_elses_aor_goes_upstream() {
     let s = r.udp(&winfo_msg(600, None, 1), BOB_PHONE);
     assert_eq!(s.enforced.step, Step::Route);
     assert!(s.out.is_empty());
+}
+
+/// RFC 3261 §12.1.1: the proxy answering a watcher-info SUBSCRIBE is its UAS, so
+/// its 2xx copies the Record-Route and its NOTIFYs carry that route set, in order.
+#[test]
+fn winfo_notifies_follow_the_subscribes_record_route() {
+    let mut r = Rig::new(PendingView::Hold);
+    let rr = "<sip:192.0.2.50;lr>, <sip:192.0.2.51;lr>";
+    let sub = winfo_msg(600, None, 1).replace(
+        "Event: presence.winfo",
+        &format!("Record-Route: {rr}\nEvent: presence.winfo"),
+    );
+    let s = r.udp(&sub, ALICE_PHONE);
+    assert_eq!(s.enforced.step, Step::Done(Handled::Answered));
+    let ok = parse(&s.out[0]);
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(header(&ok, "Record-Route"), rr);
+    let n = parse(&s.out[1]);
+    assert_eq!(n.method(), Some(sip::Method::Notify));
+    assert_eq!(
+        n.routes().collect::<Vec<_>>(),
+        vec![&b"sip:192.0.2.50;lr"[..], &b"sip:192.0.2.51;lr"[..]]
+    );
+}
+
+/// RFC 3261 §10.3 step 8: the 2xx to REGISTER lists every binding of the AoR, each
+/// with its own expiry; the flow is vouched for only as long as its own binding
+/// lasts, not as long as another device's.
+#[test]
+fn a_registered_flow_lasts_as_long_as_its_own_binding() {
+    let mut r = Rig::new(PendingView::Hold);
+    let phone = "127.0.0.1:6020";
+    let reg = format!(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP {phone};branch=z9hG4bKregz\nMax-Forwards: 70\nFrom: <sip:zoe@example.com>;tag=rz\nTo: <sip:zoe@example.com>\nCall-ID: reg-zoe\nCSeq: 1 REGISTER\nContact: <sip:zoe@{phone}>\nExpires: 60\nContent-Length: 0\n\n"
+    );
+    r.udp(&reg, phone);
+    let ok = format!(
+        "SIP/2.0 200 OK\nVia: SIP/2.0/UDP {PROXY};branch=z9hG4bKppx\nVia: SIP/2.0/UDP {phone};branch=z9hG4bKregz\nFrom: <sip:zoe@example.com>;tag=rz\nTo: <sip:zoe@example.com>;tag=reg\nCall-ID: reg-zoe\nCSeq: 1 REGISTER\nContact: <sip:zoe@127.0.0.1:7001>;expires=3600, <sip:zoe@{phone}>;expires=60\nContent-Length: 0\n\n"
+    );
+    r.udp(&ok, UPSTREAM);
+    r.now = T0 + 30_000;
+    let s = r.subscribe(phone, "zoe@example.com", "alice@example.com", "c-z1");
+    assert_eq!(s.enforced.watcher, Some(aor("zoe@example.com")));
+    r.now = T0 + 61_000;
+    let s = r.subscribe(phone, "zoe@example.com", "alice@example.com", "c-z2");
+    assert_eq!(
+        s.enforced.watcher,
+        Some(Aor::anonymous()),
+        "its own binding expired; the other device's does not count"
+    );
 }

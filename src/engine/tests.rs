@@ -86,6 +86,29 @@ fn msg(text: &str) -> Bytes {
     Bytes::from(text.replace('\n', "\r\n"))
 }
 
+/// A body-less request from bob's phone (127.0.0.1:5062) to alice.
+fn from_bob(
+    method: &str,
+    branch: &str,
+    max_forwards: u32,
+    to_tag: &str,
+    call_id: &str,
+    cseq: &str,
+) -> Bytes {
+    msg(&format!(
+        "{method} sip:alice@example.com SIP/2.0
+Via: SIP/2.0/UDP 127.0.0.1:5062;branch={branch}
+Max-Forwards: {max_forwards}
+From: <sip:bob@example.com>;tag=f1
+To: <sip:alice@example.com>{to_tag}
+Call-ID: {call_id}
+CSeq: {cseq}
+Content-Length: 0
+
+"
+    ))
+}
+
 fn rx(data: Bytes, source: &str, transport: Transport, conn: Option<u64>) -> Received {
     Received {
         data,
@@ -405,16 +428,7 @@ Content-Length: 0
 #[test]
 fn max_forwards_zero_is_refused_with_483_and_an_ack_is_dropped() {
     let e = engine();
-    let data = msg("OPTIONS sip:alice@example.com SIP/2.0
-Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-mf
-Max-Forwards: 0
-From: <sip:bob@example.com>;tag=f1
-To: <sip:alice@example.com>
-Call-ID: mf
-CSeq: 1 OPTIONS
-Content-Length: 0
-
-");
+    let data = from_bob("OPTIONS", "z9hG4bK-mf", 0, "", "mf", "1 OPTIONS");
     let (o, out) = run(&e, rx(data, "127.0.0.1:5062", Transport::Udp, None));
     assert_eq!(o.action, Handled::Refused);
     assert_eq!(out.len(), 1);
@@ -427,16 +441,7 @@ Content-Length: 0
     );
     assert_eq!(e.metrics().refusals(Refusal::TooManyHops), 1);
 
-    let ack = msg("ACK sip:alice@example.com SIP/2.0
-Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-ack
-Max-Forwards: 0
-From: <sip:bob@example.com>;tag=f1
-To: <sip:alice@example.com>;tag=x
-Call-ID: mf
-CSeq: 1 ACK
-Content-Length: 0
-
-");
+    let ack = from_bob("ACK", "z9hG4bK-ack", 0, ";tag=x", "mf", "1 ACK");
     let (o, out) = run(&e, rx(ack, "127.0.0.1:5062", Transport::Udp, None));
     assert_eq!(o.action, Handled::Dropped);
     assert!(out.is_empty(), "an ACK is never answered");
@@ -472,16 +477,7 @@ fn a_request_coming_back_unchanged_is_a_loop_but_a_retargeted_one_spirals() {
 #[test]
 fn malformed_request_gets_400_with_a_reason_and_malformed_response_is_dropped() {
     let e = engine();
-    let bad = msg("SUBSCRIBE sip:alice@example.com SIP/2.0
-Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-bad
-Max-Forwards: 70
-From: <sip:bob@example.com>;tag=f1
-To: <sip:alice@example.com>
-Call-ID: bad
-CSeq: 1 NOTIFY
-Content-Length: 0
-
-");
+    let bad = from_bob("SUBSCRIBE", "z9hG4bK-bad", 70, "", "bad", "1 NOTIFY");
     let (o, out) = run(&e, rx(bad, "127.0.0.1:5062", Transport::Udp, None));
     assert_eq!(o.action, Handled::Refused);
     assert_eq!(out.len(), 1);

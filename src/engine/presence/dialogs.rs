@@ -22,20 +22,39 @@ use super::wheel::ExpiryWheel;
 use crate::engine::{ConnId, Transport};
 use crate::policy::Aor;
 
-/// Call-ID and the watcher's (subscriber's) tag.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DialogKey {
-    pub call_id: Bytes,
-    pub watcher_tag: Bytes,
-}
+/// A dialog's identity, Call-ID and the watcher's (subscriber's) tag, as a
+/// 128-bit keyed hash: 16 bytes, no allocation and no copy of either string per
+/// dialog or per lookup (the key is filed in the table, the owner index and the
+/// expiry wheel). The hash keys are random per process (ahash), so nobody outside
+/// can make two dialogs collide, and two independent 64-bit halves make a chance
+/// collision among even millions of dialogs negligible (about n² / 2¹²⁹).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DialogKey(u128);
 
 impl DialogKey {
     pub fn new(call_id: &[u8], watcher_tag: &[u8]) -> Self {
-        DialogKey {
-            call_id: Bytes::copy_from_slice(call_id),
-            watcher_tag: Bytes::copy_from_slice(watcher_tag),
-        }
+        use std::hash::{BuildHasher, Hasher};
+        static KEYS: std::sync::OnceLock<[ahash::RandomState; 2]> = std::sync::OnceLock::new();
+        let keys = KEYS.get_or_init(|| [ahash::RandomState::new(), ahash::RandomState::new()]);
+        let half = |k: &ahash::RandomState| {
+            let mut h = k.build_hasher();
+            // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+            h.write_usize(call_id.len());
+            h.write(call_id);
+            h.write(watcher_tag);
+            h.finish()
+        };
+        DialogKey(u128::from(half(&keys[0])) << 64 | u128::from(half(&keys[1])))
     }
+}
+
+/// The owner index's key: a keyed 64-bit hash of the owner's AoR (8 bytes instead
+/// of a copy of the string per owner). A bucket may in principle hold another
+/// owner's dialogs too; [`DialogTable::keys_of`] checks each dialog's owner.
+fn owner_key(owner: &Aor) -> u64 {
+    static KEY: std::sync::OnceLock<ahash::RandomState> = std::sync::OnceLock::new();
+    KEY.get_or_init(ahash::RandomState::new)
+        .hash_one(owner.as_str())
 }
 
 /// Where and how the watcher's side of the dialog is reached: the flow its
@@ -61,11 +80,16 @@ pub struct Dialog {
     pub confirmed: bool,
     pub watcher_peer: Peer,
     /// Record-Route entries the SUBSCRIBE carried when it reached the proxy: the
-    /// proxies between it and the watcher, the route set of NOTIFYs it originates.
-    pub route_set: Vec<Bytes>,
-    /// The last NOTIFY the notifier sent, as received: its body is the last real
-    /// state (kept so an allowed-again watcher gets it at once), and the headers of
-    /// NOTIFYs the proxy originates are copied from it.
+    /// proxies between it and the watcher, the route set of NOTIFYs it originates
+    /// (RFC 3261 §12.1.1), kept as the one `Route` value they make (`<a>, <b>`);
+    /// `None` when there were none.
+    pub route_set: Option<Box<[u8]>>,
+    /// The last NOTIFY the notifier sent: the headers of NOTIFYs the proxy
+    /// originates are copied from it. Its body, the last real state, is kept only
+    /// while the watcher is not shown it (blocked, held, or a paced NOTIFY waiting),
+    /// so that a watcher allowed again gets it at once; for a watcher shown the
+    /// real state it is dropped ([`header_template`]): 90 % of the memory of a
+    /// dialog, and nothing needs it (a change to Offline is built from the owner).
     pub template: Option<Bytes>,
     /// What the watcher was last shown.
     pub shown: Option<View>,
@@ -104,8 +128,11 @@ impl Default for Caps {
 /// Every tracked dialog.
 #[derive(Debug)]
 pub struct DialogTable {
-    dialogs: DashMap<DialogKey, Dialog, ahash::RandomState>,
-    by_owner: DashMap<Aor, Vec<DialogKey>, ahash::RandomState>,
+    /// Boxed: the table's slack slots (a hash table runs up to 1/8 empty, and
+    /// doubles) then cost a pointer each, not a whole dialog.
+    dialogs: DashMap<DialogKey, Box<Dialog>, ahash::RandomState>,
+    /// Owner → their dialogs (most owners have one or two: an exact-size slice).
+    by_owner: DashMap<u64, Box<[DialogKey]>, ahash::RandomState>,
     wheel: Mutex<ExpiryWheel<DialogKey>>,
     caps: Caps,
     evicted: AtomicU64,
@@ -145,23 +172,30 @@ impl DialogTable {
     /// pending dialog, or failing that the oldest, of the owner and then globally
     /// when a cap is reached.
     pub fn insert(&self, key: DialogKey, dialog: Dialog) {
-        let owner = dialog.owner.clone();
+        let owner = owner_key(&dialog.owner);
         let deadline = dialog.expires_ms;
         if !self.dialogs.contains_key(&key) {
-            let owned = self.by_owner.get(&owner).map_or(0, |v| v.len());
-            if owned >= self.caps.per_owner {
-                let keys = self.keys_of(&owner);
-                self.evict_oldest(keys.into_iter());
+            let bucket = self.by_owner.get(&owner).map_or(0, |v| v.len());
+            if bucket >= self.caps.per_owner {
+                let keys = self.keys_of(&dialog.owner);
+                if keys.len() >= self.caps.per_owner {
+                    self.evict_oldest(keys.into_iter());
+                }
             }
             if self.dialogs.len() >= self.caps.global {
-                let keys: Vec<DialogKey> = self.dialogs.iter().map(|e| e.key().clone()).collect();
+                let keys: Vec<DialogKey> = self.dialogs.iter().map(|e| *e.key()).collect();
                 self.evict_oldest(keys.into_iter());
             }
         }
-        if let Some(old) = self.dialogs.insert(key.clone(), dialog) {
+        if let Some(old) = self.dialogs.insert(key, Box::new(dialog)) {
             self.unindex(&old.owner, &key);
         }
-        self.by_owner.entry(owner).or_default().push(key.clone());
+        let mut keys = self.by_owner.entry(owner).or_default();
+        let mut grown = Vec::with_capacity(keys.len() + 1);
+        grown.extend_from_slice(&keys);
+        grown.push(key);
+        *keys = grown.into_boxed_slice();
+        drop(keys);
         self.file(key, deadline);
     }
 
@@ -187,20 +221,23 @@ impl DialogTable {
     }
 
     fn unindex(&self, owner: &Aor, key: &DialogKey) {
+        let owner = owner_key(owner);
         let mut empty = false;
-        if let Some(mut v) = self.by_owner.get_mut(owner) {
-            v.retain(|k| k != key);
+        if let Some(mut v) = self.by_owner.get_mut(&owner) {
+            if v.contains(key) {
+                *v = v.iter().filter(|k| *k != key).copied().collect();
+            }
             empty = v.is_empty();
         }
         if empty {
-            self.by_owner.remove_if(owner, |_, v| v.is_empty());
+            self.by_owner.remove_if(&owner, |_, v| v.is_empty());
         }
     }
 
     pub fn remove(&self, key: &DialogKey) -> Option<Dialog> {
         let (_, d) = self.dialogs.remove(key)?;
         self.unindex(&d.owner, key);
-        Some(d)
+        Some(*d)
     }
 
     /// Runs `f` on the dialog, if tracked. `f` must not touch the table.
@@ -211,19 +248,24 @@ impl DialogTable {
     /// Moves a dialog's expiry (a refresh or the notifier's `expires`).
     pub fn set_expiry(&self, key: &DialogKey, expires_ms: u64) {
         if self.with(key, |d| d.expires_ms = expires_ms).is_some() {
-            self.file(key.clone(), expires_ms);
+            self.file(*key, expires_ms);
         }
     }
 
     pub fn keys_of(&self, owner: &Aor) -> Vec<DialogKey> {
-        self.by_owner
-            .get(owner)
-            .map(|v| v.clone())
-            .unwrap_or_default()
+        let bucket = self
+            .by_owner
+            .get(&owner_key(owner))
+            .map(|v| v.to_vec())
+            .unwrap_or_default();
+        bucket
+            .into_iter()
+            .filter(|k| self.dialogs.get(k).is_some_and(|d| d.owner == *owner))
+            .collect()
     }
 
     pub fn keys(&self) -> Vec<DialogKey> {
-        self.dialogs.iter().map(|e| e.key().clone()).collect()
+        self.dialogs.iter().map(|e| *e.key()).collect()
     }
 
     /// Removes and returns the dialogs whose expiry passed.
@@ -269,7 +311,7 @@ mod tests {
                 conn: None,
                 local: addr,
             },
-            route_set: vec![],
+            route_set: None,
             template: None,
             shown: None,
             cseq: CseqShift::default(),

@@ -59,6 +59,8 @@ impl IdentitySource {
 struct PendingRegister {
     flow: Flow,
     aor: Aor,
+    /// The REGISTER's Contact URI: the binding whose expiry the 2xx grants this flow.
+    contact: Option<Box<[u8]>>,
     seen_ms: u64,
 }
 
@@ -92,6 +94,20 @@ impl Identities {
 
     /// Notes a REGISTER from `flow` for `aor` on its way upstream.
     pub fn register_sent(&self, call_id: &[u8], cseq: u32, flow: Flow, aor: Aor, now_ms: u64) {
+        self.register_sent_for(call_id, cseq, flow, aor, None, now_ms);
+    }
+
+    /// [`Identities::register_sent`] with the REGISTER's Contact URI, whose own
+    /// binding in the 2xx gives the flow its expiry.
+    pub fn register_sent_for(
+        &self,
+        call_id: &[u8],
+        cseq: u32,
+        flow: Flow,
+        aor: Aor,
+        contact: Option<&[u8]>,
+        now_ms: u64,
+    ) {
         if self.registers.len() > 10_000 {
             self.registers
                 .retain(|_, r| now_ms.saturating_sub(r.seen_ms) < REGISTER_WAIT_MS);
@@ -101,6 +117,7 @@ impl Identities {
             PendingRegister {
                 flow,
                 aor,
+                contact: contact.map(Box::from),
                 seen_ms: now_ms,
             },
         );
@@ -116,6 +133,19 @@ impl Identities {
         expires_s: Option<u32>,
         now_ms: u64,
     ) {
+        self.register_answered_with(call_id, cseq, status, |_| expires_s, now_ms);
+    }
+
+    /// [`Identities::register_answered`] where the expiry depends on the REGISTER's
+    /// Contact: `expires_s` gets it (when one was noted) and reads the 2xx.
+    pub fn register_answered_with(
+        &self,
+        call_id: &[u8],
+        cseq: u32,
+        status: u16,
+        expires_s: impl FnOnce(Option<&[u8]>) -> Option<u32>,
+        now_ms: u64,
+    ) {
         let Some((_, reg)) = self
             .registers
             .remove(&(Bytes::copy_from_slice(call_id), cseq))
@@ -125,7 +155,7 @@ impl Identities {
         if !(200..300).contains(&status) {
             return;
         }
-        let secs = expires_s.map_or(DEFAULT_REGISTER_S, u64::from);
+        let secs = expires_s(reg.contact.as_deref()).map_or(DEFAULT_REGISTER_S, u64::from);
         if secs == 0 {
             self.bindings.remove_if(&reg.flow, |_, b| b.aor == reg.aor);
             tracing::debug!(aor = %reg.aor, "flow unregistered");

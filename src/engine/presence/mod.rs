@@ -19,6 +19,7 @@ mod notify;
 mod originate;
 pub mod retransmit;
 mod subscribe;
+mod template;
 pub mod view;
 pub mod wheel;
 mod winfo;
@@ -131,6 +132,13 @@ impl Enforced {
     fn about(mut self, watcher: &Aor, owner: &Aor, verdict: Option<Verdict>) -> Self {
         self.watcher = Some(watcher.clone());
         self.owner = Some(owner.clone());
+        self.verdict = verdict;
+        self
+    }
+
+    fn about_owned(mut self, watcher: Aor, owner: Aor, verdict: Option<Verdict>) -> Self {
+        self.watcher = Some(watcher);
+        self.owner = Some(owner);
         self.verdict = verdict;
         self
     }
@@ -267,7 +275,11 @@ impl Presence {
     ) -> Enforced {
         // RFC 3325 §5: an identity asserted by a peer outside the trust domain is
         // removed, so nothing behind the proxy believes it either.
-        if msg.header("P-Asserted-Identity").is_some() && !(self.cfg.trusted_peer)(rx.source) {
+        if msg
+            .first_of_kind(sip::HeaderKind::PAssertedIdentity)
+            .is_some()
+            && !(self.cfg.trusted_peer)(rx.source)
+        {
             ed.remove_header("P-Asserted-Identity");
             bump(&self.counters.pai_stripped);
         }
@@ -280,7 +292,8 @@ impl Presence {
                     msg.to().and_then(|t| aor_of(t.uri)),
                 ) {
                     let flow = Flow::of(rx.source, rx.transport, rx.conn);
-                    self.ids.register_sent(call_id, cseq, flow, aor, now_ms);
+                    self.ids
+                        .register_sent_for(call_id, cseq, flow, aor, msg.contact_uri(), now_ms);
                 }
                 Enforced::route()
             }
@@ -338,8 +351,13 @@ impl Presence {
                 Enforced::route()
             }
             (b"REGISTER", Direction::Upstream) => {
-                self.ids
-                    .register_answered(call_id, cseq, status, registered_expiry(msg), now_ms);
+                self.ids.register_answered_with(
+                    call_id,
+                    cseq,
+                    status,
+                    |contact| registered_expiry(msg, contact),
+                    now_ms,
+                );
                 Enforced::route()
             }
             (b"NOTIFY", Direction::Downstream) => {
@@ -522,14 +540,30 @@ impl Presence {
     }
 }
 
-/// What the registrar granted in a 2xx to REGISTER: the largest Contact
-/// `expires` parameter, else the Expires header (RFC 3261 §10.3 step 8).
-fn registered_expiry(msg: &Message) -> Option<u32> {
-    let from_contacts = msg
-        .header_values("Contact")
-        .filter_map(sip::NameAddr::parse)
-        .filter_map(|na| na.param("expires").flatten())
-        .filter_map(|v| std::str::from_utf8(v).ok()?.trim().parse::<u32>().ok())
-        .max();
-    from_contacts.or_else(|| msg.expires())
+/// What the registrar granted in a 2xx to REGISTER for the binding of `contact`
+/// (the REGISTER's Contact URI): the 2xx lists every current binding of the AoR,
+/// each with its own `expires` parameter (RFC 3261 §10.3 step 8), so the flow's
+/// expiry is its own binding's, not another device's. That binding without an
+/// `expires` parameter takes the Expires header; when it cannot be found (no
+/// Contact noted, or the registrar rewrote it) the largest `expires` listed, else
+/// the Expires header.
+fn registered_expiry(msg: &Message, contact: Option<&[u8]>) -> Option<u32> {
+    let expires_param = |na: &sip::NameAddr<'_>| {
+        na.param("expires")
+            .flatten()
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u32>().ok())
+    };
+    let bindings = || {
+        msg.header_values("Contact")
+            .filter_map(sip::NameAddr::parse)
+    };
+    if let Some(ours) = contact {
+        if let Some(na) = bindings().find(|na| na.uri.eq_ignore_ascii_case(ours)) {
+            return expires_param(&na).or_else(|| msg.expires());
+        }
+    }
+    bindings()
+        .filter_map(|na| expires_param(&na))
+        .max()
+        .or_else(|| msg.expires())
 }

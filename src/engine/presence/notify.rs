@@ -42,100 +42,68 @@ impl Presence {
             return self.notify_untracked(msg, ed);
         };
         let key = DialogKey::new(call_id, tag);
-        let Some((watcher, owner)) = self
-            .dialogs
-            .with(&key, |d| (d.watcher.clone(), d.owner.clone()))
-        else {
-            return self.notify_untracked(msg, ed);
-        };
-        let verdict = self.store.decide(&owner, &watcher);
-        let org = self.store.org();
-        let view = if self.owns(&owner) {
-            View::of(verdict.decision, org.pending_view)
-        } else {
-            View::Real
-        };
         let last = msg
             .subscription_state()
             .is_some_and(|s| s.state.eq_ignore_ascii_case(b"terminated"));
-        let interval = self
-            .store
-            .user(&watcher)
-            .map(|u| u64::from(u.refresh_interval_s) * 1000);
-
-        let plan = self.dialogs.with(&key, |d| {
-            if d.terminated {
-                return Plan::Gone;
+        // One visit to the dialog: the decision for its pair, what to do, and what
+        // to keep (the store is read under the dialog's lock; it never touches the
+        // dialog table).
+        let Some((watcher, owner, verdict, pending_view, plan)) = self.dialogs.with(&key, |d| {
+            let verdict = self.store.decide(&d.owner, &d.watcher);
+            let pending_view = self.store.org().pending_view;
+            let view = if self.owns(&d.owner) {
+                View::of(verdict.decision, pending_view)
+            } else {
+                View::Real
+            };
+            let plan = self.plan(now_ms, d, cseq, view, last);
+            // The body is the last real state only while the watcher is not shown it.
+            match plan {
+                Plan::Gone => {}
+                Plan::Forward {
+                    view: View::Real, ..
+                } if !d.held => d.template = Some(super::template::header_template(msg)),
+                _ => d.template = Some(msg.raw().clone()),
             }
-            d.template = Some(msg.raw().clone());
-            // A UDP retransmission of a NOTIFY already passed on goes the same way.
-            if let Some(w) = d.cseq.forwarded_as(cseq) {
-                return Plan::Forward {
-                    view,
-                    cseq: w,
-                    last,
-                };
-            }
-            if cseq <= d.cseq.last_notifier() && d.shown.is_some() {
-                return Plan::Swallow { paced_until: None };
-            }
-            if !last && view == View::Held && d.shown == Some(View::Held) {
-                d.cseq.swallowed(cseq);
-                return Plan::Swallow { paced_until: None };
-            }
-            // The first NOTIFY, a change of view and the last NOTIFY are never paced.
-            if !last && d.shown == Some(view) {
-                if let super::coalesce::Pace::HoldUntil(due) = d.pacer.offer(now_ms, interval) {
-                    d.cseq.swallowed(cseq);
-                    d.held = true;
-                    return Plan::Swallow {
-                        paced_until: Some(due),
-                    };
-                }
-            }
-            let w = d.cseq.forward(cseq);
-            d.pacer.sent(now_ms);
-            d.held = false;
-            d.shown = Some(view);
-            Plan::Forward {
-                view,
-                cseq: w,
-                last,
-            }
-        });
-        let about = |e: Enforced| e.about(&watcher, &owner, Some(verdict));
+            (
+                d.watcher.clone(),
+                d.owner.clone(),
+                verdict,
+                pending_view,
+                plan,
+            )
+        }) else {
+            return self.notify_untracked(msg, ed);
+        };
         match plan {
-            None => self.notify_untracked(msg, ed),
-            Some(Plan::Gone) => {
+            Plan::Gone => {
                 reply_to(rx, msg, 481, "Subscription Does Not Exist", out);
-                about(
-                    Enforced::step(Step::Done(Handled::Answered)).because("subscription given up"),
-                )
+                Enforced::step(Step::Done(Handled::Answered))
+                    .because("subscription given up")
+                    .about_owned(watcher, owner, Some(verdict))
             }
-            Some(Plan::Swallow { paced_until }) => {
+            Plan::Swallow { paced_until } => {
                 reply_to(rx, msg, 200, "OK", out);
                 if let Some(due) = paced_until {
                     bump(&self.counters.notifies_coalesced);
                     if let Ok(mut p) = self.paced.lock() {
                         p.insert((due, key));
                     }
-                    about(
-                        Enforced::step(Step::Done(Handled::Answered))
-                            .because("coalesced into the next NOTIFY"),
-                    )
+                    Enforced::step(Step::Done(Handled::Answered))
+                        .because("coalesced into the next NOTIFY")
+                        .about_owned(watcher, owner, Some(verdict))
                 } else {
                     bump(&self.counters.notifies_swallowed);
-                    about(
-                        Enforced::step(Step::Done(Handled::Answered))
-                            .because("pending: nothing to tell"),
-                    )
+                    Enforced::step(Step::Done(Handled::Answered))
+                        .because("pending: nothing to tell")
+                        .about_owned(watcher, owner, Some(verdict))
                 }
             }
-            Some(Plan::Forward {
+            Plan::Forward {
                 view,
                 cseq: w,
                 last,
-            }) => {
+            } => {
                 if last {
                     self.dialogs.remove(&key);
                 }
@@ -143,14 +111,67 @@ impl Presence {
                 if changed {
                     ed.set_cseq_number(w);
                 }
-                changed |= self.shape(msg, ed, view, &owner, &watcher, org.pending_view);
+                changed |= self.shape(msg, ed, view, &owner, &watcher, pending_view);
                 if changed {
                     bump(&self.counters.notifies_rewritten);
-                    about(Enforced::step(Step::Rewritten))
+                    Enforced::step(Step::Rewritten).about_owned(watcher, owner, Some(verdict))
                 } else {
-                    about(Enforced::route())
+                    Enforced::route().about_owned(watcher, owner, Some(verdict))
                 }
             }
+        }
+    }
+
+    /// What to do with notifier NOTIFY `cseq` in dialog `d`, shown as `view`;
+    /// updates the dialog's CSeq map, pacing and what it was shown.
+    fn plan(
+        &self,
+        now_ms: u64,
+        d: &mut super::dialogs::Dialog,
+        cseq: u32,
+        view: View,
+        last: bool,
+    ) -> Plan {
+        if d.terminated {
+            return Plan::Gone;
+        }
+        // A UDP retransmission of a NOTIFY already passed on goes the same way.
+        if let Some(w) = d.cseq.forwarded_as(cseq) {
+            return Plan::Forward {
+                view,
+                cseq: w,
+                last,
+            };
+        }
+        if cseq <= d.cseq.last_notifier() && d.shown.is_some() {
+            return Plan::Swallow { paced_until: None };
+        }
+        if !last && view == View::Held && d.shown == Some(View::Held) {
+            d.cseq.swallowed(cseq);
+            return Plan::Swallow { paced_until: None };
+        }
+        // The first NOTIFY, a change of view and the last NOTIFY are never paced.
+        if !last && d.shown == Some(view) {
+            let interval = self
+                .store
+                .user(&d.watcher)
+                .map(|u| u64::from(u.refresh_interval_s) * 1000);
+            if let super::coalesce::Pace::HoldUntil(due) = d.pacer.offer(now_ms, interval) {
+                d.cseq.swallowed(cseq);
+                d.held = true;
+                return Plan::Swallow {
+                    paced_until: Some(due),
+                };
+            }
+        }
+        let w = d.cseq.forward(cseq);
+        d.pacer.sent(now_ms);
+        d.held = false;
+        d.shown = Some(view);
+        Plan::Forward {
+            view,
+            cseq: w,
+            last,
         }
     }
 

@@ -187,18 +187,8 @@ impl Presence {
             .remove_header("Record-Route")
             .set_max_forwards(70)
             .set_cseq_number(cseq);
-        if !routes.is_empty() {
-            let joined: Vec<u8> = routes
-                .iter()
-                .map(|r| {
-                    let mut v = b"<".to_vec();
-                    v.extend_from_slice(r);
-                    v.push(b'>');
-                    v
-                })
-                .collect::<Vec<_>>()
-                .join(&b", "[..]);
-            ed.set_header("Route", &joined);
+        if let Some(routes) = &routes {
+            ed.set_header("Route", routes);
         }
         let body = tmpl.body();
         let ct = tmpl.content_type();
@@ -236,7 +226,7 @@ impl Presence {
         bump(&self.counters.notifies_injected);
         tracing::debug!(%owner, %watcher, ?kind, view = view.as_str(), cseq, "NOTIFY originated");
         self.originated
-            .send(now_ms, &branch, data, peer, Owner::Dialog(key.clone()), out);
+            .send(now_ms, &branch, data, peer, Owner::Dialog(*key), out);
     }
 
     /// A response to one of the proxy's own requests: a final one ends the

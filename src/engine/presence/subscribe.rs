@@ -64,10 +64,7 @@ impl Presence {
                 conn: rx.conn,
                 local: rx.local,
             },
-            route_set: msg
-                .record_routes()
-                .map(bytes::Bytes::copy_from_slice)
-                .collect(),
+            route_set: route_set(msg),
             template: None,
             shown: None,
             cseq: CseqShift::default(),
@@ -165,4 +162,20 @@ impl Presence {
             }
         }
     }
+}
+
+/// The route set of requests the proxy sends the watcher in this dialog: the
+/// SUBSCRIBE's Record-Route entries in order (RFC 3261 §12.1.1, the UAS side), as
+/// the one `Route` value they make; `None` when there are none.
+pub(super) fn route_set(msg: &Message) -> Option<Box<[u8]>> {
+    let mut joined = Vec::new();
+    for r in msg.record_routes() {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b", ");
+        }
+        joined.push(b'<');
+        joined.extend_from_slice(r);
+        joined.push(b'>');
+    }
+    (!joined.is_empty()).then(|| joined.into_boxed_slice())
 }

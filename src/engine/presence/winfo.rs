@@ -34,6 +34,9 @@ struct WinfoSub {
     call_id: Bytes,
     /// The subscriber's Contact: the Request-URI of our NOTIFYs.
     target: Bytes,
+    /// The SUBSCRIBE's Record-Route entries: the route set of our NOTIFYs (RFC 3261
+    /// §12.1.1, the UAS side), as one `Route` value.
+    route_set: Option<Box<[u8]>>,
     peer: Peer,
     cseq: u32,
     version: u32,
@@ -66,7 +69,7 @@ impl WinfoSubs {
         self.subs
             .iter()
             .filter(|s| &s.owner == owner)
-            .map(|s| s.key().clone())
+            .map(|s| *s.key())
             .collect()
     }
 }
@@ -123,7 +126,7 @@ impl Presence {
                 .contact_uri()
                 .unwrap_or_else(|| msg.request_uri().unwrap_or_default());
             self.winfo.subs.insert(
-                key.clone(),
+                key,
                 WinfoSub {
                     owner: owner.clone(),
                     our_tag: our_tag.clone(),
@@ -131,6 +134,7 @@ impl Presence {
                     their_to: Bytes::copy_from_slice(msg.header("To").unwrap_or_default()),
                     call_id: Bytes::copy_from_slice(call_id),
                     target: Bytes::copy_from_slice(target),
+                    route_set: super::subscribe::route_set(msg),
                     peer: Peer {
                         addr: rx.source,
                         transport: rx.transport,
@@ -156,17 +160,20 @@ impl Presence {
             }
         );
         let expires = expires_s.to_string();
-        let data = crate::sip::response(
-            msg,
-            200,
-            "OK",
-            Some(our_tag.as_bytes()),
-            &[
-                ("Contact", contact.as_bytes()),
-                ("Expires", expires.as_bytes()),
-            ],
-            b"",
-        );
+        // RFC 3261 §12.1.1: the UAS copies every Record-Route of the request into
+        // its 2xx, so the subscriber's route set runs through the same proxies.
+        let record_route = msg
+            .header_values("Record-Route")
+            .collect::<Vec<_>>()
+            .join(&b", "[..]);
+        let mut extra: Vec<(&str, &[u8])> = vec![
+            ("Contact", contact.as_bytes()),
+            ("Expires", expires.as_bytes()),
+        ];
+        if !record_route.is_empty() {
+            extra.push(("Record-Route", &record_route));
+        }
+        let data = crate::sip::response(msg, 200, "OK", Some(our_tag.as_bytes()), &extra, b"");
         super::reply(rx, data, out);
         // RFC 6665 §4.2.1.2: every accepted SUBSCRIBE is followed by a full-state NOTIFY.
         let state = if expires_s == 0 {
@@ -234,7 +241,7 @@ impl Presence {
             .subs
             .iter()
             .filter(|s| s.expires_ms <= now_ms)
-            .map(|s| s.key().clone())
+            .map(|s| *s.key())
             .collect();
         for key in expired {
             self.winfo_send(
@@ -345,6 +352,11 @@ impl Presence {
             )
             .as_bytes(),
         );
+        if let Some(routes) = &sub.route_set {
+            m.extend_from_slice(b"Route: ");
+            m.extend_from_slice(routes);
+            m.extend_from_slice(b"\r\n");
+        }
         m.extend_from_slice(b"Max-Forwards: 70\r\nFrom: ");
         m.extend_from_slice(&sub.their_to);
         m.extend_from_slice(format!(";tag={}\r\nTo: ", sub.our_tag).as_bytes());
@@ -366,7 +378,7 @@ impl Presence {
             &branch,
             Bytes::from(m),
             sub.peer,
-            Owner::Winfo(key.clone()),
+            Owner::Winfo(*key),
             out,
         );
     }
