@@ -50,18 +50,21 @@ impl RecvBatch {
     /// Receives up to [`BATCH`] datagrams; returns how many. `WouldBlock` when none
     /// is waiting.
     pub(super) fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        // Raw pointers taken once, so no later borrow of the vectors invalidates them.
         let base = self.bufs.as_mut_ptr();
+        let addrs = self.addrs.as_mut_ptr();
         // SAFETY: the `iovec` and `mmsghdr` arrays are plain old data (pointers and
         // integers), valid all-zero; every field recvmmsg reads is set below.
         let mut iovs: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
         for i in 0..BATCH {
-            // SAFETY: `i * SLOT + SLOT <= bufs.len()` (bufs is BATCH * SLOT bytes),
-            // so the offset pointer and the SLOT bytes after it are inside `bufs`.
+            // SAFETY: `i * SLOT + SLOT <= bufs.len()` (bufs is BATCH * SLOT bytes)
+            // and `i < addrs.len()` (BATCH), so both offset pointers stay inside
+            // their allocations.
             iovs[i].iov_base = unsafe { base.add(i * SLOT) }.cast();
             iovs[i].iov_len = SLOT;
             let h = &mut hdrs[i].msg_hdr;
-            h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_name = unsafe { addrs.add(i) }.cast();
             h.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             h.msg_iov = &mut iovs[i];
             h.msg_iovlen = 1;
@@ -122,10 +125,8 @@ pub(super) fn send(fd: RawFd, items: &[Transmit]) -> io::Result<usize> {
     // SAFETY: as in `RecvBatch::recv`: plain old data, valid all-zero.
     let mut iovs: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
     let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
-    for i in 0..n {
-        let (Some(addr), Some(t)) = (&addrs[i], items.get(i)) else {
-            return Ok(0);
-        };
+    // `addrs` holds Some for exactly the first `n` items.
+    for (i, (t, addr)) in items.iter().zip(addrs.iter().flatten()).enumerate() {
         iovs[i].iov_base = t.data.as_ptr() as *mut libc::c_void;
         iovs[i].iov_len = t.data.len();
         let h = &mut hdrs[i].msg_hdr;
