@@ -348,3 +348,87 @@ fn tcp_limits_idle_timeout_and_connection_cap() {
     );
     assert!(proxy.stop().success());
 }
+
+#[test]
+fn udp_burst_of_several_batches_is_forwarded_whole_and_in_order() {
+    let upstream = UdpSocket::bind("127.0.0.1:22271").unwrap();
+    let proxy = Proxy::start(&[
+        "--listen",
+        "127.0.0.1:22270",
+        "--upstream",
+        "udp:127.0.0.1:22271",
+    ]);
+    let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = phone.local_addr().unwrap().port();
+    // More than three receive batches, sent before the proxy can read any.
+    const N: usize = 100;
+    for i in 0..N {
+        let req = request(
+            "OPTIONS",
+            "UDP",
+            &format!("127.0.0.1:{port}"),
+            &format!("burst-{i}"),
+            "sip:bob@127.0.0.1",
+        );
+        phone.send_to(&req, "127.0.0.1:22270").unwrap();
+    }
+    let mut answers = Vec::new();
+    for i in 0..N {
+        let (fwd, _) = recv_udp(&upstream);
+        let m = sip::parse(bytes::Bytes::from(fwd.clone()), &Limits::default()).unwrap();
+        assert_eq!(m.call_id(), Some(format!("burst-{i}").as_bytes()));
+        answers.push(answer(&fwd, "200 OK"));
+    }
+    for a in &answers {
+        upstream.send_to(a, "127.0.0.1:22270").unwrap();
+    }
+    for i in 0..N {
+        let (resp, _) = recv_udp(&phone);
+        let m = sip::parse(bytes::Bytes::from(resp), &Limits::default()).unwrap();
+        assert_eq!(m.call_id(), Some(format!("burst-{i}").as_bytes()));
+    }
+    assert!(proxy.stop().success());
+}
+
+#[test]
+fn tcp_burst_in_one_write_is_forwarded_whole_and_in_order_both_ways() {
+    let upstream = TcpListener::bind("127.0.0.1:22281").unwrap();
+    let proxy = Proxy::start(&[
+        "--listen",
+        "127.0.0.1:22280",
+        "--upstream",
+        "tcp:127.0.0.1:22281",
+    ]);
+    let mut phone = TcpStream::connect("127.0.0.1:22280").unwrap();
+    const N: usize = 100;
+    let mut burst = Vec::new();
+    for i in 0..N {
+        burst.extend(request(
+            "OPTIONS",
+            "TCP",
+            "127.0.0.1:9",
+            &format!("tcp-burst-{i}"),
+            "sip:bob@127.0.0.1;transport=tcp",
+        ));
+    }
+    phone.write_all(&burst).unwrap();
+    upstream.set_nonblocking(false).unwrap();
+    let (mut conn, _) = upstream.accept().unwrap();
+    let mut framer = StreamFramer::default();
+    let mut answers = Vec::new();
+    for i in 0..N {
+        let fwd = recv_tcp(&mut conn, &mut framer);
+        let m = sip::parse(bytes::Bytes::from(fwd.clone()), &Limits::default()).unwrap();
+        assert_eq!(m.call_id(), Some(format!("tcp-burst-{i}").as_bytes()));
+        answers.extend(answer(&fwd, "200 OK"));
+    }
+    conn.write_all(&answers).unwrap();
+    let mut framer = StreamFramer::default();
+    for i in 0..N {
+        let resp = recv_tcp(&mut phone, &mut framer);
+        let m = sip::parse(bytes::Bytes::from(resp), &Limits::default()).unwrap();
+        assert_eq!(m.status(), Some(200));
+        assert_eq!(m.call_id(), Some(format!("tcp-burst-{i}").as_bytes()));
+    }
+    assert!(proxy.stop().success());
+}

@@ -8,16 +8,21 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::{now_ms, Shared};
+use super::{now_ms, Outbox, Shared};
 use crate::engine::{ConnId, DropReason, Received, Transport};
 use crate::sip::framing::StreamFramer;
 
 /// Messages queued for one connection before further ones are dropped.
 pub(super) const QUEUE: usize = 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Queued messages joined into one write.
+const COALESCE: usize = 64;
+/// A burst buffer grown past this is given back after use.
+const BURST_KEEP: usize = 256 * 1024;
 
 /// What the table keeps per open connection: the queue its writer drains.
 #[derive(Debug, Clone)]
@@ -108,24 +113,17 @@ async fn run_connection(
     id: ConnId,
     remote: SocketAddr,
     stream: TcpStream,
-    mut queue: mpsc::Receiver<Bytes>,
+    queue: mpsc::Receiver<Bytes>,
 ) {
     let local = stream.local_addr().unwrap_or(remote);
-    let (mut reader, mut writer) = stream.into_split();
-    let writer_task = tokio::spawn(async move {
-        while let Some(data) = queue.recv().await {
-            if let Err(e) = writer.write_all(&data).await {
-                tracing::debug!(%remote, error = %e, "TCP write failed");
-                break;
-            }
-        }
-        let _ = writer.shutdown().await;
-    });
+    let (mut reader, writer) = stream.into_split();
+    let writer_task = tokio::spawn(write_loop(writer, queue, remote));
 
     let mut shutdown = shared.shutdown.clone();
     let mut framer = StreamFramer::new(shared.cfg.max_message);
     let mut buf = vec![0u8; 16 * 1024];
     let mut out = Vec::new();
+    let mut outbox = Outbox::default();
     let idle = shared.cfg.tcp_idle_timeout;
     'conn: loop {
         let n = tokio::select! {
@@ -156,7 +154,9 @@ async fn run_connection(
                         conn: Some(id),
                     };
                     shared.engine.handle(now_ms(), rx, &mut out);
-                    shared.dispatch(&mut out).await;
+                    if out.len() >= super::udp::FLUSH_AT {
+                        shared.dispatch(&mut out, &mut outbox).await;
+                    }
                 }
                 Some(Err(e)) => {
                     // Nothing after an unframeable message can be trusted (RFC 3261 §18.3).
@@ -165,10 +165,13 @@ async fn run_connection(
                         .metrics()
                         .dropped(DropReason::MalformedRequest);
                     tracing::debug!(%remote, error = %e, "TCP stream cannot be framed; closing");
+                    shared.dispatch(&mut out, &mut outbox).await;
                     break 'conn;
                 }
             }
         }
+        // Everything the engine answered to this read leaves together.
+        shared.dispatch(&mut out, &mut outbox).await;
         for _ in 0..framer.take_pings() {
             shared.engine.metrics().keepalive();
             if let Some(h) = shared.conns.get(&id) {
@@ -179,4 +182,37 @@ async fn run_connection(
     shared.unregister(id, remote);
     // Dropping the table's sender ends the writer once its queue is flushed.
     let _ = writer_task.await;
+}
+
+/// Drains the connection's queue onto the socket: whatever is queued when the writer
+/// wakes leaves in one `write` (one system call and, with `TCP_NODELAY`, usually
+/// one segment per burst instead of one per message). Ends when the table drops
+/// the queue's sender or a write fails.
+async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    mut queue: mpsc::Receiver<Bytes>,
+    remote: SocketAddr,
+) {
+    let mut batch: Vec<Bytes> = Vec::with_capacity(COALESCE);
+    let mut burst: Vec<u8> = Vec::new();
+    while queue.recv_many(&mut batch, COALESCE).await > 0 {
+        let result = if let [one] = batch.as_slice() {
+            writer.write_all(one).await
+        } else {
+            burst.clear();
+            for m in &batch {
+                burst.extend_from_slice(m);
+            }
+            writer.write_all(&burst).await
+        };
+        batch.clear();
+        if burst.capacity() > BURST_KEEP {
+            burst = Vec::new();
+        }
+        if let Err(e) = result {
+            tracing::debug!(%remote, error = %e, "TCP write failed");
+            break;
+        }
+    }
+    let _ = writer.shutdown().await;
 }
