@@ -6,9 +6,38 @@ use presence_proxy::policy::{
     PolicyDocument, Rule, UserPolicy,
 };
 use presence_proxy::store::{Account, SledStore, Store, StoreError, StoreEvent};
+use std::path::Path;
+use std::time::Duration;
 
 fn aor(s: &str) -> Aor {
     Aor::parse(s).unwrap()
+}
+
+/// sled lets go of its file lock from a background flusher thread a moment after the
+/// last handle drops (spacejam/sled#1234), so a reopen in the same process waits out a
+/// lock refusal, for two seconds at most: a lock still held then is a real failure.
+fn reopen(dir: &Path) -> Result<SledStore, StoreError> {
+    for _ in 0..40 {
+        match SledStore::open(dir) {
+            Err(StoreError::Locked(_)) => std::thread::sleep(Duration::from_millis(50)),
+            other => return other,
+        }
+    }
+    SledStore::open(dir)
+}
+
+/// The same wait for a raw sled handle, used to edit the files behind the store's back.
+fn reopen_raw(dir: &Path) -> sled::Db {
+    for _ in 0..40 {
+        match sled::open(dir) {
+            // sled 0.34.7 reports a held flock as Io(Other, "could not acquire lock on ...").
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            other => return other.unwrap(),
+        }
+    }
+    sled::open(dir).unwrap()
 }
 
 fn org() -> Org {
@@ -48,7 +77,7 @@ fn acknowledged_changes_survive_reopen() {
             })
             .unwrap();
     }
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = reopen(dir.path()).unwrap();
     assert_eq!(*store.org(), org());
     let alice = store
         .user(&aor("alice@example.com"))
@@ -86,14 +115,14 @@ fn newer_schema_is_refused_and_not_reset() {
             .unwrap();
     }
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = reopen_raw(dir.path());
         db.open_tree("meta")
             .unwrap()
             .insert("schema", &99u32.to_be_bytes())
             .unwrap();
         db.flush().unwrap();
     }
-    match SledStore::open(dir.path()) {
+    match reopen(dir.path()) {
         Err(StoreError::Schema {
             found: 99,
             expected: 1,
@@ -102,7 +131,7 @@ fn newer_schema_is_refused_and_not_reset() {
         other => panic!("expected Schema error, got {other:?}"),
     }
     // The data is still there for a build that understands it.
-    let db = sled::open(dir.path()).unwrap();
+    let db = reopen_raw(dir.path());
     assert!(db
         .open_tree("users")
         .unwrap()
