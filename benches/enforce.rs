@@ -11,7 +11,7 @@
 //! measures the scheduler; thread CPU time measures the code.
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
 use presence_proxy::pidf::{self, PIDF_CONTENT_TYPE};
 use std::time::Duration;
 
@@ -338,4 +338,38 @@ criterion_group! {
     config = Criterion::default().with_measurement(ThreadCpuTime);
     targets = offline_rewrite_cpu
 }
-criterion_main!(wall, cpu);
+/// `ENFORCE_ITERS=N ENFORCE_CASE=pidf_1k|pidf_4k|xpidf|rlmi`: runs that one rewrite N
+/// times and exits, without criterion, for instruction counts under valgrind
+/// (`valgrind --tool=cachegrind --cache-sim=no`): the difference between two values
+/// of N divided by their difference is the count per rewrite, free of set-up costs.
+fn fixed_iterations(iters: &str) {
+    let n: usize = iters.parse().expect("ENFORCE_ITERS is a count");
+    let case = std::env::var("ENFORCE_CASE").unwrap_or_else(|_| "pidf_4k".into());
+    let bundle = rlmi_bundle(8);
+    let blocked = |uri: &str| uri.ends_with("3@example.com") || uri.ends_with("6@example.com");
+    let (ct, body): (&[u8], Vec<u8>) = match case.as_str() {
+        "pidf_1k" => (PIDF_CONTENT_TYPE, document(1024)),
+        "pidf_4k" => (PIDF_CONTENT_TYPE, document(4096)),
+        "xpidf" => (pidf::XPIDF_CONTENT_TYPE, XPIDF.as_bytes().to_vec()),
+        "rlmi" => (RLMI_CT.as_bytes(), bundle),
+        other => panic!("unknown ENFORCE_CASE {other}"),
+    };
+    for _ in 0..n {
+        let out = if case == "rlmi" {
+            pidf::rewrite_rlmi(black_box(ct), black_box(&body), &blocked)
+        } else {
+            pidf::offline(black_box(ct), black_box(&body), None)
+        };
+        black_box(out.expect("bench body rewrites"));
+    }
+}
+
+fn main() {
+    if let Ok(iters) = std::env::var("ENFORCE_ITERS") {
+        fixed_iterations(&iters);
+        return;
+    }
+    wall();
+    cpu();
+    Criterion::default().configure_from_args().final_summary();
+}
