@@ -16,7 +16,7 @@
 //! pass (`check_comments`, end names checked and trimmed, no text trimming).
 
 use super::MAX_DEPTH;
-use memchr::{memchr, memchr3, memmem};
+use memchr::{memchr, memmem};
 use std::ops::Range;
 
 /// A shallow element's start or end, in document order.
@@ -36,42 +36,99 @@ pub(crate) enum Mark {
     End { depth: usize },
 }
 
+/// Byte classes, one table lookup per byte: tags and text in presence documents are a
+/// few bytes long, too short for a vectorised search to pay for its call.
+const NAME: u8 = 1;
 /// quick-xml's whitespace (`utils::is_whitespace`), which delimits names.
-const fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\r' | b'\n' | b'\t')
-}
+const SPACE: u8 = 2;
+/// Where character data stops being plain: `<` and `&`.
+const TEXT_STOP: u8 = 4;
+/// Where a tag's attribute part needs a look: `>` and quotes.
+const TAG_STOP: u8 = 8;
 
-/// Bytes accepted in a tag name here: XML name characters in ASCII, and any byte of a
+/// Name bytes accepted here: XML name characters in ASCII and any byte of a
 /// multi-byte character. Stricter than quick-xml (which takes anything up to
 /// whitespace); a name with other bytes goes to the quick-xml pass.
-const fn is_name_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'.' | b'-') || b >= 0x80
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || matches!(c, b'_' | b':' | b'.' | b'-') || c >= 0x80 {
+            t[b] |= NAME;
+        }
+        if matches!(c, b' ' | b'\r' | b'\n' | b'\t') {
+            t[b] |= SPACE;
+        }
+        if matches!(c, b'<' | b'&') {
+            t[b] |= TEXT_STOP;
+        }
+        if matches!(c, b'>' | b'"' | b'\'') {
+            t[b] |= TAG_STOP;
+        }
+        b += 1;
+    }
+    t
+};
+
+fn class(b: u8) -> u8 {
+    CLASS[b as usize]
 }
 
-/// The `>` ending a tag whose content starts at `from`, outside quoted attribute
-/// values (quick-xml's `ElementParser`).
-fn tag_end(b: &[u8], from: usize) -> Option<usize> {
-    let mut at = from;
+/// The first index at or after `from` whose byte is not in `class`.
+fn skip(b: &[u8], mut from: usize, in_class: u8) -> usize {
+    while from < b.len() && class(b[from]) & in_class != 0 {
+        from += 1;
+    }
+    from
+}
+
+/// The first index at or after `from` whose byte is in `class`.
+fn find(b: &[u8], mut from: usize, stop: u8) -> usize {
+    while from < b.len() && class(b[from]) & stop == 0 {
+        from += 1;
+    }
+    from
+}
+
+/// The `>` ending a tag, from `from` on, outside quoted attribute values (quick-xml's
+/// `ElementParser`).
+fn tag_end(b: &[u8], mut from: usize) -> Option<usize> {
     loop {
-        let i = at + memchr3(b'>', b'"', b'\'', b.get(at..)?)?;
-        if b[i] == b'>' {
+        let i = find(b, from, TAG_STOP);
+        let q = *b.get(i)?;
+        if q == b'>' {
             return Some(i);
         }
-        at = i + 1 + memchr(b[i], b.get(i + 1..)?)? + 1;
+        from = i + 1;
+        while *b.get(from)? != q {
+            from += 1;
+        }
+        from += 1;
     }
 }
 
-/// Character data between tags: at the top level only whitespace (the quick-xml pass
-/// refuses anything else outside the root); inside, references must resolve.
-fn text_ok(text: &str, range: Range<usize>, depth: usize) -> bool {
-    let Some(seg) = text.get(range) else {
-        return false;
-    };
-    if depth == 0 {
-        seg.bytes().all(|b| b.is_ascii_whitespace())
-    } else {
-        memchr(b'&', seg.as_bytes()).is_none() || quick_xml::escape::unescape(seg).is_ok()
+/// Character data from `from` to the next `<` (or the end): at the top level only
+/// whitespace (the quick-xml pass refuses anything else outside the root); inside,
+/// references must resolve. `None`: not sure.
+fn text_end(text: &str, from: usize, depth: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut i = find(b, from, TEXT_STOP);
+    let mut amp = false;
+    while i < b.len() && b[i] == b'&' {
+        amp = true;
+        i = find(b, i + 1, TEXT_STOP);
     }
+    if i == from {
+        return Some(i);
+    }
+    let seg = text.get(from..i)?;
+    let ok = if depth == 0 {
+        seg.bytes().all(|c| c.is_ascii_whitespace())
+    } else {
+        !amp || quick_xml::escape::unescape(seg).is_ok()
+    };
+    ok.then_some(i)
 }
 
 /// Checks `text` and pushes the starts and ends of elements shallower than
@@ -88,29 +145,22 @@ pub(crate) fn shallow_marks(text: &str, resolve_depth: usize, marks: &mut Vec<Ma
     let mut root_seen = false;
     let mut i = 0usize;
     loop {
-        let Some(lt) = memchr(b'<', &b[i..]).map(|k| i + k) else {
-            return depth == 0 && root_seen && text_ok(text, i..b.len(), 0);
-        };
-        if lt > i && !text_ok(text, i..lt, depth) {
+        let Some(lt) = text_end(text, i, depth) else {
             return false;
+        };
+        if lt == b.len() {
+            return depth == 0 && root_seen;
         }
-        let position = lt as u64;
         match b.get(lt + 1) {
             Some(b'/') => {
-                let Some(gt) = memchr(b'>', &b[lt + 2..]).map(|k| lt + 2 + k) else {
-                    return false;
-                };
-                let content = &b[lt + 2..gt];
-                if depth == 0 || memchr::memchr2(b'"', b'\'', content).is_some() {
+                let name_end = skip(b, lt + 2, NAME);
+                let gt = skip(b, name_end, SPACE);
+                if depth == 0 || b.get(gt) != Some(&b'>') {
                     return false;
                 }
-                let name_end = content
-                    .iter()
-                    .rposition(|&c| !is_space(c))
-                    .map_or(0, |p| p + 1);
                 depth -= 1;
                 let (start, len) = open[depth];
-                if b[start..start + len] != content[..name_end] {
+                if b[start..start + len] != b[lt + 2..name_end] {
                     return false;
                 }
                 if depth < resolve_depth {
@@ -134,7 +184,7 @@ pub(crate) fn shallow_marks(text: &str, resolve_depth: usize, marks: &mut Vec<Ma
                     };
                     let after_keyword = &b[lt + 9..gt];
                     if memchr::memchr2(b'<', b'[', after_keyword).is_some()
-                        || after_keyword.iter().all(|&c| is_space(c))
+                        || after_keyword.iter().all(|&c| class(c) & SPACE != 0)
                     {
                         return false;
                     }
@@ -162,37 +212,38 @@ pub(crate) fn shallow_marks(text: &str, resolve_depth: usize, marks: &mut Vec<Ma
                 i = gt + 1;
             }
             Some(_) => {
-                let Some(gt) = tag_end(b, lt + 1) else {
-                    return false;
+                let name_end = skip(b, lt + 1, NAME);
+                let name_len = name_end - (lt + 1);
+                // The name ends the tag, ends an empty tag, or is followed by space.
+                let gt = match b.get(name_end) {
+                    Some(b'>') => name_end,
+                    Some(b'/') if b.get(name_end + 1) == Some(&b'>') => name_end + 1,
+                    Some(&c) if class(c) & SPACE != 0 => match tag_end(b, name_end) {
+                        Some(gt) => gt,
+                        None => return false,
+                    },
+                    _ => return false,
                 };
-                let mut content = lt + 1..gt;
-                let empty = gt > lt + 1 && b[gt - 1] == b'/';
-                if empty {
-                    content.end -= 1;
-                }
-                let c = &b[content.clone()];
-                let name_len = c.iter().position(|&x| is_space(x)).unwrap_or(c.len());
-                if name_len == 0 || !c[..name_len].iter().all(|&x| is_name_byte(x)) {
-                    return false;
-                }
-                if (depth == 0 && root_seen) || depth >= MAX_DEPTH {
+                if name_len == 0 || (depth == 0 && root_seen) || depth >= MAX_DEPTH {
                     return false;
                 }
                 root_seen = true;
+                let empty = b[gt - 1] == b'/';
+                let content = lt + 1..gt - usize::from(empty);
                 if depth < resolve_depth {
                     marks.push(Mark::Start {
                         depth,
-                        content: content.clone(),
+                        content,
                         name_len,
                         empty,
-                        position,
+                        position: lt as u64,
                     });
                     if empty {
                         marks.push(Mark::End { depth });
                     }
                 }
                 if !empty {
-                    open[depth] = (content.start, name_len);
+                    open[depth] = (lt + 1, name_len);
                     depth += 1;
                 }
                 i = gt + 1;

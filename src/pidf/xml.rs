@@ -581,6 +581,42 @@ mod tests {
         }
     }
 
+    /// The same over the third-party documents of `../shared/xml/` and mutations of
+    /// them (truncated before and after each markup byte, or without it).
+    #[test]
+    fn fast_scan_agrees_with_quick_xml_on_shared_documents() {
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/xml"));
+        let mut stack = vec![dir.to_path_buf()];
+        let mut files = 0;
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let Ok(doc) = std::fs::read_to_string(&path) else {
+                    continue;
+                };
+                files += 1;
+                let bytes = doc.as_bytes();
+                let markup = |i: usize| b"<>/!?-=\"'&:".contains(&bytes[i]);
+                for cut in (0..bytes.len()).filter(|&i| markup(i)) {
+                    let mut v = bytes.to_vec();
+                    v.remove(cut);
+                    let variants = [bytes[..cut].to_vec(), bytes[..=cut].to_vec(), v];
+                    for v in variants.into_iter().filter_map(|v| String::from_utf8(v).ok()) {
+                        assert_eq!(trace(&v, false), trace(&v, true), "{}: {v}", path.display());
+                    }
+                }
+            }
+        }
+        assert!(files > 0 || !dir.exists(), "no document read from {}", dir.display());
+    }
+
     #[test]
     fn fast_scan_takes_the_common_shapes() {
         for doc in &SAMPLES[..2] {
