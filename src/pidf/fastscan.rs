@@ -1,6 +1,6 @@
 //! The quick pass of [`scan`](super::xml::scan): the well-formedness checks of the
-//! quick-xml pass, done with `memchr` over the bytes instead of building an event for
-//! every tag, for the shape nearly every presence document has (elements, attributes,
+//! quick-xml pass, done eight bytes a step over the text instead of building an event
+//! for every tag, for the shape nearly every presence document has (elements, attributes,
 //! character data and references, comments, an XML declaration, a simple DOCTYPE).
 //!
 //! It answers *yes* only for documents the quick-xml pass accepts too, and then hands
@@ -8,8 +8,8 @@
 //! as the quick-xml pass would. Anything it is not sure of (CDATA, a DOCTYPE with an
 //! internal subset, an odd name, any error at all) is a *no*, and the caller runs the
 //! quick-xml pass from the start: that pass decides, and names the error. So this
-//! file may be stricter than quick-xml, never more lenient; `tests::agrees_with_quick_xml`
-//! holds it to that.
+//! file may be stricter than quick-xml, never more lenient; the tests
+//! `xml::tests::fast_scan_agrees_with_quick_xml*` hold it to that.
 //!
 //! The rules mirror quick-xml 0.37 (`reader/state.rs`, `parser/element.rs`,
 //! `parser/pi.rs`, `BangType::parse`) with the reader configuration of the quick-xml
@@ -36,75 +36,85 @@ pub(crate) enum Mark {
     End { depth: usize },
 }
 
-/// Byte classes, one table lookup per byte: tags and text in presence documents are a
-/// few bytes long, too short for a vectorised search to pay for its call.
-const NAME: u8 = 1;
 /// quick-xml's whitespace (`utils::is_whitespace`), which delimits names.
-const SPACE: u8 = 2;
-/// Where character data stops being plain: `<` and `&`.
-const TEXT_STOP: u8 = 4;
-/// Where a tag's attribute part needs a look: `>` and quotes.
-const TAG_STOP: u8 = 8;
-
-/// Name bytes accepted here: XML name characters in ASCII and any byte of a
-/// multi-byte character. Stricter than quick-xml (which takes anything up to
-/// whitespace); a name with other bytes goes to the quick-xml pass.
-static CLASS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        if c.is_ascii_alphanumeric() || matches!(c, b'_' | b':' | b'.' | b'-') || c >= 0x80 {
-            t[b] |= NAME;
-        }
-        if matches!(c, b' ' | b'\r' | b'\n' | b'\t') {
-            t[b] |= SPACE;
-        }
-        if matches!(c, b'<' | b'&') {
-            t[b] |= TEXT_STOP;
-        }
-        if matches!(c, b'>' | b'"' | b'\'') {
-            t[b] |= TAG_STOP;
-        }
-        b += 1;
-    }
-    t
-};
-
-fn class(b: u8) -> u8 {
-    CLASS[b as usize]
+const fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\r' | b'\n' | b'\t')
 }
 
-/// The first index at or after `from` whose byte is not in `class`.
-fn skip(b: &[u8], mut from: usize, in_class: u8) -> usize {
-    while from < b.len() && class(b[from]) & in_class != 0 {
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `w` equal to `c`. Bytes above a match may be flagged
+/// too (a borrow), never bytes below it, so the lowest flag is exact.
+#[inline(always)]
+const fn eq_mask(w: u64, c: u8) -> u64 {
+    let x = w ^ (LO * c as u64);
+    x.wrapping_sub(LO) & !x & HI
+}
+
+/// The high bit of each byte of `w` below `n` (`n` ≤ 128); the lowest flag is exact.
+#[inline(always)]
+const fn lt_mask(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(LO * n as u64) & !w & HI
+}
+
+/// The first index at or after `from` whose byte is flagged by `word` (eight bytes at
+/// a time) and `byte` (the tail), or `b.len()`. Tags and text in presence documents
+/// are a few bytes long: too short for a vectorised search to repay its call, long
+/// enough for eight bytes a step to beat one.
+#[inline(always)]
+fn first(b: &[u8], mut from: usize, word: impl Fn(u64) -> u64, byte: impl Fn(u8) -> bool) -> usize {
+    while let Some(Ok(chunk)) = b.get(from..from + 8).map(<[u8; 8]>::try_from) {
+        let m = word(u64::from_le_bytes(chunk));
+        if m != 0 {
+            return from + (m.trailing_zeros() / 8) as usize;
+        }
+        from += 8;
+    }
+    while from < b.len() && !byte(b[from]) {
         from += 1;
     }
     from
 }
 
-/// The first index at or after `from` whose byte is in `class`.
-fn find(b: &[u8], mut from: usize, stop: u8) -> usize {
-    while from < b.len() && class(b[from]) & stop == 0 {
-        from += 1;
-    }
-    from
+/// The end of a tag name starting at `from`: the first whitespace or control byte,
+/// `>`, `/`, quote, `<`, `=` or `&`. quick-xml ends a name at whitespace only; a name
+/// with the other bytes is left to it by the caller.
+fn name_end(b: &[u8], from: usize) -> usize {
+    first(
+        b,
+        from,
+        |w| {
+            lt_mask(w, 0x21)
+                | eq_mask(w, b'>')
+                | eq_mask(w, b'/')
+                | eq_mask(w, b'"')
+                | eq_mask(w, b'\'')
+                | eq_mask(w, b'<')
+                | eq_mask(w, b'=')
+                | eq_mask(w, b'&')
+        },
+        |c| c <= 0x20 || matches!(c, b'>' | b'/' | b'"' | b'\'' | b'<' | b'=' | b'&'),
+    )
 }
 
 /// The `>` ending a tag, from `from` on, outside quoted attribute values (quick-xml's
 /// `ElementParser`).
 fn tag_end(b: &[u8], mut from: usize) -> Option<usize> {
     loop {
-        let i = find(b, from, TAG_STOP);
+        let i = first(
+            b,
+            from,
+            |w| eq_mask(w, b'>') | eq_mask(w, b'"') | eq_mask(w, b'\''),
+            |c| matches!(c, b'>' | b'"' | b'\''),
+        );
         let q = *b.get(i)?;
         if q == b'>' {
             return Some(i);
         }
-        from = i + 1;
-        while *b.get(from)? != q {
-            from += 1;
-        }
-        from += 1;
+        let close = first(b, i + 1, |w| eq_mask(w, q), |c| c == q);
+        b.get(close)?;
+        from = close + 1;
     }
 }
 
@@ -113,11 +123,19 @@ fn tag_end(b: &[u8], mut from: usize) -> Option<usize> {
 /// references must resolve. `None`: not sure.
 fn text_end(text: &str, from: usize, depth: usize) -> Option<usize> {
     let b = text.as_bytes();
-    let mut i = find(b, from, TEXT_STOP);
+    let stop = |from| {
+        first(
+            b,
+            from,
+            |w| eq_mask(w, b'<') | eq_mask(w, b'&'),
+            |c| c == b'<' || c == b'&',
+        )
+    };
+    let mut i = stop(from);
     let mut amp = false;
     while i < b.len() && b[i] == b'&' {
         amp = true;
-        i = find(b, i + 1, TEXT_STOP);
+        i = stop(i + 1);
     }
     if i == from {
         return Some(i);
@@ -153,14 +171,21 @@ pub(crate) fn shallow_marks(text: &str, resolve_depth: usize, marks: &mut Vec<Ma
         }
         match b.get(lt + 1) {
             Some(b'/') => {
-                let name_end = skip(b, lt + 2, NAME);
-                let gt = skip(b, name_end, SPACE);
-                if depth == 0 || b.get(gt) != Some(&b'>') {
+                // The open element's name, then optional whitespace and `>`.
+                if depth == 0 {
                     return false;
                 }
                 depth -= 1;
                 let (start, len) = open[depth];
-                if b[start..start + len] != b[lt + 2..name_end] {
+                let after = lt + 2 + len;
+                if b.get(lt + 2..after) != Some(&b[start..start + len]) {
+                    return false;
+                }
+                let mut gt = after;
+                while gt < b.len() && is_space(b[gt]) {
+                    gt += 1;
+                }
+                if b.get(gt) != Some(&b'>') {
                     return false;
                 }
                 if depth < resolve_depth {
@@ -184,7 +209,7 @@ pub(crate) fn shallow_marks(text: &str, resolve_depth: usize, marks: &mut Vec<Ma
                     };
                     let after_keyword = &b[lt + 9..gt];
                     if memchr::memchr2(b'<', b'[', after_keyword).is_some()
-                        || after_keyword.iter().all(|&c| class(c) & SPACE != 0)
+                        || after_keyword.iter().all(|&c| is_space(c))
                     {
                         return false;
                     }
@@ -212,13 +237,13 @@ pub(crate) fn shallow_marks(text: &str, resolve_depth: usize, marks: &mut Vec<Ma
                 i = gt + 1;
             }
             Some(_) => {
-                let name_end = skip(b, lt + 1, NAME);
+                let name_end = name_end(b, lt + 1);
                 let name_len = name_end - (lt + 1);
                 // The name ends the tag, ends an empty tag, or is followed by space.
                 let gt = match b.get(name_end) {
                     Some(b'>') => name_end,
                     Some(b'/') if b.get(name_end + 1) == Some(&b'>') => name_end + 1,
-                    Some(&c) if class(c) & SPACE != 0 => match tag_end(b, name_end) {
+                    Some(&c) if is_space(c) => match tag_end(b, name_end) {
                         Some(gt) => gt,
                         None => return false,
                     },

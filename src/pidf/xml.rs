@@ -608,13 +608,20 @@ mod tests {
                     let mut v = bytes.to_vec();
                     v.remove(cut);
                     let variants = [bytes[..cut].to_vec(), bytes[..=cut].to_vec(), v];
-                    for v in variants.into_iter().filter_map(|v| String::from_utf8(v).ok()) {
+                    for v in variants
+                        .into_iter()
+                        .filter_map(|v| String::from_utf8(v).ok())
+                    {
                         assert_eq!(trace(&v, false), trace(&v, true), "{}: {v}", path.display());
                     }
                 }
             }
         }
-        assert!(files > 0 || !dir.exists(), "no document read from {}", dir.display());
+        assert!(
+            files > 0 || !dir.exists(),
+            "no document read from {}",
+            dir.display()
+        );
     }
 
     #[test]
