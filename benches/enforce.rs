@@ -5,6 +5,10 @@
 //!
 //! `cargo bench --bench enforce`
 //!
+//! Instruction counts of one rewrite, on a machine too shared for timings:
+//! `ENFORCE_ITERS=N ENFORCE_CASE=pidf_4k valgrind --tool=cachegrind --cache-sim=no
+//! target/release/deps/enforce-*` for two values of N (see `fixed_iterations`).
+//!
 //! Each case runs twice: `offline_rewrite` in wall-clock time (criterion's default)
 //! and `offline_rewrite_cpu` in the benchmark thread's CPU time. On a machine shared
 //! with other work (the development box runs 2 cores at load ~15) wall time mostly
