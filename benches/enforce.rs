@@ -5,6 +5,10 @@
 //!
 //! `cargo bench --bench enforce`
 //!
+//! Instruction counts of one rewrite, on a machine too shared for timings:
+//! `ENFORCE_ITERS=N ENFORCE_CASE=pidf_4k valgrind --tool=cachegrind --cache-sim=no
+//! target/release/deps/enforce-*` for two values of N (see `fixed_iterations`).
+//!
 //! Each case runs twice: `offline_rewrite` in wall-clock time (criterion's default)
 //! and `offline_rewrite_cpu` in the benchmark thread's CPU time. On a machine shared
 //! with other work (the development box runs 2 cores at load ~15) wall time mostly
@@ -479,6 +483,32 @@ criterion_group! {
     targets = offline_rewrite_cpu
 }
 
+/// `ENFORCE_ITERS=N ENFORCE_CASE=pidf_1k|pidf_4k|xpidf|rlmi`: runs that one rewrite N
+/// times and exits, without criterion, for instruction counts under valgrind
+/// (`valgrind --tool=cachegrind --cache-sim=no`): the difference between two values
+/// of N divided by their difference is the count per rewrite, free of set-up costs.
+fn fixed_iterations(iters: &str) {
+    let n: usize = iters.parse().expect("ENFORCE_ITERS is a count");
+    let case = std::env::var("ENFORCE_CASE").unwrap_or_else(|_| "pidf_4k".into());
+    let bundle = rlmi_bundle(8);
+    let blocked = |uri: &str| uri.ends_with("3@example.com") || uri.ends_with("6@example.com");
+    let (ct, body): (&[u8], Vec<u8>) = match case.as_str() {
+        "pidf_1k" => (PIDF_CONTENT_TYPE, document(1024)),
+        "pidf_4k" => (PIDF_CONTENT_TYPE, document(4096)),
+        "xpidf" => (pidf::XPIDF_CONTENT_TYPE, XPIDF.as_bytes().to_vec()),
+        "rlmi" => (RLMI_CT.as_bytes(), bundle),
+        other => panic!("unknown ENFORCE_CASE {other}"),
+    };
+    for _ in 0..n {
+        let out = if case == "rlmi" {
+            pidf::rewrite_rlmi(black_box(ct), black_box(&body), &blocked)
+        } else {
+            pidf::offline(black_box(ct), black_box(&body), None)
+        };
+        black_box(out.expect("bench body rewrites"));
+    }
+}
+
 fn main() {
     let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = env("ENFORCE_COUNT") {
@@ -486,6 +516,9 @@ fn main() {
     }
     if let Some(n) = env("ENFORCE_MEMORY") {
         return memory(n);
+    }
+    if let Ok(iters) = std::env::var("ENFORCE_ITERS") {
+        return fixed_iterations(&iters);
     }
     wall();
     cpu();

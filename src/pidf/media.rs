@@ -100,9 +100,29 @@ impl<'a> MediaType<'a> {
 
 /// RFC 2045 §5.1 `token`.
 fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b))
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && !is_tspecial(b))
+}
+
+/// RFC 2045 §5.1 `tspecials`; a `match` because a slice search per byte cost more
+/// than the rest of the parse.
+const fn is_tspecial(b: u8) -> bool {
+    matches!(
+        b,
+        b'(' | b')'
+            | b'<'
+            | b'>'
+            | b'@'
+            | b','
+            | b';'
+            | b':'
+            | b'\\'
+            | b'"'
+            | b'/'
+            | b'['
+            | b']'
+            | b'?'
+            | b'='
+    )
 }
 
 #[cfg(test)]

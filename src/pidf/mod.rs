@@ -43,6 +43,7 @@
 //! ```
 
 mod charset;
+mod fastscan;
 mod media;
 pub mod multipart;
 mod presence;

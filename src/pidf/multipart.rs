@@ -108,8 +108,8 @@ fn delimiter_end(body: &[u8], at: usize, dash_len: usize) -> Option<(usize, bool
 /// The next delimiter line at or after `from` (at the start of the body or of a line).
 fn next_delimiter(body: &[u8], dash: &[u8], from: usize) -> Option<(usize, usize, bool)> {
     // A delimiter starts the body or a line, so only line starts are candidates:
-    // one byte test per byte and a comparison per line, where a substring search
-    // would compare at every byte.
+    // a vectorised search for each line break and a comparison per line, where a
+    // substring search would compare at every byte.
     let mut at = from;
     loop {
         if (at == 0 || body[at - 1] == b'\n') && body.get(at..)?.starts_with(dash) {
@@ -117,7 +117,7 @@ fn next_delimiter(body: &[u8], dash: &[u8], from: usize) -> Option<(usize, usize
                 return Some((at, end, close));
             }
         }
-        at += body.get(at..)?.iter().position(|b| *b == b'\n')? + 1;
+        at += memchr::memchr(b'\n', body.get(at..)?)? + 1;
     }
 }
 

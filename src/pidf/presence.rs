@@ -31,10 +31,10 @@ pub(crate) fn offline(text: &str, entity_hint: Option<&str>) -> Result<Vec<u8>, 
                     found: el.describe(),
                 });
             };
-            entity = el.attr("entity")?.map(|c| Cow::Owned(c.into_owned()));
+            entity = el.attr("entity")?;
         } else if el.depth == 1 && el.is(ns, "tuple") {
             let id = match el.attr("id")? {
-                Some(id) => Cow::Owned(id.into_owned()),
+                Some(id) => id,
                 // RFC 3863 makes `id` mandatory; one is made up rather than the
                 // tuple dropped, so the watcher still sees a closed service.
                 None => Cow::Owned(format!("t{}", ids.len() + 1)),

@@ -12,6 +12,7 @@
 //! namespace names a caller cares about are passed in as `known`, so resolution
 //! compares against them instead of storing strings.
 
+use super::fastscan::{shallow_marks, Mark};
 use super::{PidfError, MAX_DEPTH};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
@@ -36,12 +37,15 @@ pub(crate) struct Element<'a, 'i> {
     /// The local part of its name.
     pub local: &'a [u8],
     pub start: &'a BytesStart<'i>,
+    /// The whole document, so attribute values without references can be lent out
+    /// for as long as the document lives.
+    input: &'i str,
     known: &'a [&'a str],
     /// Byte offset of the start tag, for error messages.
     position: u64,
 }
 
-impl Element<'_, '_> {
+impl<'i> Element<'_, 'i> {
     /// Whether the element is `{ns}local`; `ns` must be one of the scan's `known`.
     pub fn is(&self, ns: &str, local: &str) -> bool {
         self.local == local.as_bytes() && matches!(self.ns, Ns::Known(i) if self.known[i] == ns)
@@ -54,14 +58,25 @@ impl Element<'_, '_> {
 
     /// The unescaped value of the unprefixed attribute `name` (attributes without a
     /// prefix are in no namespace, Namespaces in XML §6.2).
-    pub fn attr(&self, name: &str) -> Result<Option<Cow<'_, str>>, PidfError> {
+    /// A value without references borrows from the document.
+    pub fn attr(&self, name: &str) -> Result<Option<Cow<'i, str>>, PidfError> {
         for a in self.start.attributes() {
             let a = a.map_err(|e| malformed(self.position, e))?;
             if a.key.as_ref() == name.as_bytes() {
-                return a
+                let value = a
                     .unescape_value()
-                    .map(Some)
-                    .map_err(|e| malformed(self.position, e));
+                    .map_err(|e| malformed(self.position, e))?;
+                return Ok(Some(match value {
+                    Cow::Borrowed(v) => match reborrow(self.input.as_bytes(), v.as_bytes()) {
+                        // `v` is a `str` at the same place in `input`, so the slice is too.
+                        Some(_) => {
+                            let at = v.as_ptr() as usize - self.input.as_ptr() as usize;
+                            Cow::Borrowed(&self.input[at..at + v.len()])
+                        }
+                        None => Cow::Owned(v.to_owned()),
+                    },
+                    Cow::Owned(v) => Cow::Owned(v),
+                }));
             }
         }
         Ok(None)
@@ -120,16 +135,65 @@ pub(crate) enum Node<'a, 'i> {
 /// Streams `text` and calls `visit` for every element start (and empty element)
 /// shallower than `resolve_depth`. Returns an error for the first well-formedness
 /// problem found or the first error `visit` returns.
-pub(crate) fn scan(
-    text: &str,
+///
+/// The well-formedness check runs first as [`fastscan`](super::fastscan), which
+/// hands back the shallow tags; only when it is not sure does quick-xml read the
+/// document, and then quick-xml's verdict (and error) is the answer.
+pub(crate) fn scan<'i>(
+    text: &'i str,
     known: &[&str],
     resolve_depth: usize,
-    mut visit: impl FnMut(&Element<'_, '_>) -> Result<(), PidfError>,
+    mut visit: impl FnMut(&Element<'_, 'i>) -> Result<(), PidfError>,
 ) -> Result<(), PidfError> {
+    let mut marks = Vec::new();
+    if shallow_marks(text, resolve_depth, &mut marks) {
+        return replay(text, known, &marks, &mut visit);
+    }
     scan_impl(text, known, resolve_depth, false, &mut |node| match node {
         Node::Start(el) => visit(el),
         _ => Ok(()),
     })
+}
+
+/// Resolves and visits the shallow elements [`shallow_marks`] found, as
+/// [`scan_impl`] does when it meets them.
+fn replay<'i>(
+    text: &'i str,
+    known: &[&str],
+    marks: &[Mark],
+    visit: &mut dyn FnMut(&Element<'_, 'i>) -> Result<(), PidfError>,
+) -> Result<(), PidfError> {
+    let mut scope: Vec<Binding<'i>> = Vec::new();
+    for mark in marks {
+        match mark {
+            Mark::Start {
+                depth,
+                content,
+                name_len,
+                position,
+                ..
+            } => {
+                let Some(content) = text.get(content.clone()) else {
+                    return Err(malformed(*position, "tag outside the input"));
+                };
+                let e = BytesStart::from_content(content, *name_len);
+                start_element(
+                    text,
+                    &e,
+                    *depth,
+                    known,
+                    &mut scope,
+                    *position,
+                    &mut |node| match node {
+                        Node::Start(el) => visit(el),
+                        _ => Ok(()),
+                    },
+                )?;
+            }
+            Mark::End { depth } => scope.retain(|b| b.depth < *depth),
+        }
+    }
+    Ok(())
 }
 
 /// [`scan`] that also reports character data and element ends of shallow elements,
@@ -161,17 +225,16 @@ fn reborrow<'i>(text: &'i [u8], part: &[u8]) -> Option<&'i [u8]> {
 
 const XML_NS_PREFIX: &[u8] = b"xml";
 
-fn scan_impl(
-    text: &str,
+fn scan_impl<'i>(
+    text: &'i str,
     known: &[&str],
     resolve_depth: usize,
     nodes: bool,
-    visit: &mut dyn FnMut(Node<'_, '_>) -> Result<(), PidfError>,
+    visit: &mut dyn FnMut(Node<'_, 'i>) -> Result<(), PidfError>,
 ) -> Result<(), PidfError> {
     let mut reader = Reader::from_str(text);
     reader.config_mut().check_comments = true;
-    let bytes = text.as_bytes();
-    let mut scope: Vec<Binding<'_>> = Vec::new();
+    let mut scope: Vec<Binding<'i>> = Vec::new();
     let mut depth = 0usize;
     let mut root_seen = false;
     loop {
@@ -191,40 +254,7 @@ fn scan_impl(
                 }
                 let empty = matches!(ev, Event::Empty(_));
                 if depth < resolve_depth {
-                    declare(bytes, e, depth, known, &mut scope, pos)?;
-                    let name = e.name();
-                    let (local, prefix) = name.decompose();
-                    let ns = match prefix {
-                        Some(p) if p.as_ref() == XML_NS_PREFIX => Ns::Other,
-                        Some(p) => scope
-                            .iter()
-                            .rev()
-                            .find(|b| b.prefix == Some(p.as_ref()))
-                            .map(|b| b.ns)
-                            .ok_or_else(|| {
-                                malformed(
-                                    pos,
-                                    format_args!(
-                                        "undeclared prefix {:?}",
-                                        String::from_utf8_lossy(p.as_ref())
-                                    ),
-                                )
-                            })?,
-                        None => scope
-                            .iter()
-                            .rev()
-                            .find(|b| b.prefix.is_none())
-                            .map(|b| b.ns)
-                            .unwrap_or(Ns::None),
-                    };
-                    visit(Node::Start(&Element {
-                        depth,
-                        ns,
-                        local: local.into_inner(),
-                        start: e,
-                        known,
-                        position: pos,
-                    }))?;
+                    start_element(text, e, depth, known, &mut scope, pos, visit)?;
                     if empty {
                         scope.retain(|b| b.depth < depth);
                         if nodes {
@@ -289,6 +319,53 @@ fn scan_impl(
             }
         }
     }
+}
+
+/// Declares the namespaces of a shallow element, resolves its name and visits it.
+fn start_element<'i>(
+    text: &'i str,
+    e: &BytesStart<'i>,
+    depth: usize,
+    known: &[&str],
+    scope: &mut Vec<Binding<'i>>,
+    pos: u64,
+    visit: &mut dyn FnMut(Node<'_, 'i>) -> Result<(), PidfError>,
+) -> Result<(), PidfError> {
+    declare(text.as_bytes(), e, depth, known, scope, pos)?;
+    let name = e.name();
+    let (local, prefix) = name.decompose();
+    let ns = match prefix {
+        Some(p) if p.as_ref() == XML_NS_PREFIX => Ns::Other,
+        Some(p) => scope
+            .iter()
+            .rev()
+            .find(|b| b.prefix == Some(p.as_ref()))
+            .map(|b| b.ns)
+            .ok_or_else(|| {
+                malformed(
+                    pos,
+                    format_args!(
+                        "undeclared prefix {:?}",
+                        String::from_utf8_lossy(p.as_ref())
+                    ),
+                )
+            })?,
+        None => scope
+            .iter()
+            .rev()
+            .find(|b| b.prefix.is_none())
+            .map(|b| b.ns)
+            .unwrap_or(Ns::None),
+    };
+    visit(Node::Start(&Element {
+        depth,
+        ns,
+        local: local.into_inner(),
+        start: e,
+        input: text,
+        known,
+        position: pos,
+    }))
 }
 
 /// Checks the attributes of a shallow element (syntax, duplicates, references) and
@@ -431,6 +508,134 @@ mod tests {
         assert_eq!(count(&deep), Err(PidfError::TooDeep));
         let deep_empty = "<a>".repeat(MAX_DEPTH) + "<b/>" + &"</a>".repeat(MAX_DEPTH);
         assert_eq!(count(&deep_empty), Err(PidfError::TooDeep));
+    }
+
+    /// Everything a scan reports: each shallow element with its namespace and its
+    /// attributes as `attr` reads them, then the result (errors with their text).
+    fn trace(text: &str, quick_xml_only: bool) -> Vec<String> {
+        const KNOWN: &[&str] = &["urn:ietf:params:xml:ns:pidf", "urn:example:e"];
+        let mut seen = Vec::new();
+        let mut visit = |el: &Element<'_, '_>| {
+            let attrs: Vec<String> = ["entity", "id", "uri", "x"]
+                .iter()
+                .map(|n| format!("{n}={:?}", el.attr(n)))
+                .collect();
+            seen.push(format!(
+                "{} {:?} {} {attrs:?} {}",
+                el.depth,
+                el.ns,
+                String::from_utf8_lossy(el.local),
+                el.describe()
+            ));
+            Ok(())
+        };
+        let result = if quick_xml_only {
+            scan_impl(text, KNOWN, 2, false, &mut |node| match node {
+                Node::Start(el) => visit(el),
+                _ => Ok(()),
+            })
+        } else {
+            scan(text, KNOWN, 2, &mut visit)
+        };
+        seen.push(format!("{result:?}"));
+        seen
+    }
+
+    const SAMPLES: &[&str] = &[
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- c -->\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" \
+         xmlns:e=\"urn:example:e\" entity=\"sip:a@b\"><tuple id=\"t&amp;1\"><status><basic>open</basic>\
+         </status><e:x x='1 > 2' y=\"'\">a &lt; b &#65; c</e:x></tuple><e:person id='p'><e:n/></e:person>\
+         <?pi data?><note xml:lang=\"en\">x</note ></presence>\n",
+        "<!DOCTYPE presence PUBLIC \"-//IETF//DTD RFCxxxx XPIDF 1.0//EN\" \"xpidf.dtd\">\n<presence>\
+         <presentity uri=\"sip:b@h;method=SUBSCRIBE\"/><atom id=\"b\"><address uri=\"sip:b@h\">\
+         <status status=\"open\"/></address></atom></presence>",
+        "<p:presence xmlns:p='urn:ietf:params:xml:ns:pidf' entity='e'><p:tuple id='1'/><q:t xmlns:q='urn:example:e'/>\
+         <![CDATA[<x>]]><!----><!-- a - b --></p:presence>",
+    ];
+
+    /// The quick pass may only say yes where quick-xml does, and the scan must then
+    /// visit the same elements and fail with the same error: checked on samples and
+    /// on every truncation, every deletion of one byte and every replacement of one
+    /// byte by a markup character.
+    #[test]
+    fn fast_scan_agrees_with_quick_xml() {
+        let mut docs: Vec<String> = Vec::new();
+        for sample in SAMPLES {
+            let bytes = sample.as_bytes();
+            for cut in 0..=bytes.len() {
+                docs.extend(String::from_utf8(bytes[..cut].to_vec()).ok());
+                let mut v = bytes.to_vec();
+                if cut < v.len() {
+                    v.remove(cut);
+                    docs.extend(String::from_utf8(v).ok());
+                    for c in b"<>&\"'/!?-=; x:[]#" {
+                        let mut v = bytes.to_vec();
+                        v[cut] = *c;
+                        docs.extend(String::from_utf8(v).ok());
+                    }
+                }
+            }
+        }
+        for doc in &docs {
+            assert_eq!(trace(doc, false), trace(doc, true), "{doc}");
+        }
+    }
+
+    /// The same over the third-party documents of `../shared/xml/` and mutations of
+    /// them (truncated before and after each markup byte, or without it).
+    #[test]
+    fn fast_scan_agrees_with_quick_xml_on_shared_documents() {
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/xml"));
+        let mut stack = vec![dir.to_path_buf()];
+        let mut files = 0;
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let Ok(doc) = std::fs::read_to_string(&path) else {
+                    continue;
+                };
+                files += 1;
+                let bytes = doc.as_bytes();
+                let markup = |i: usize| b"<>/!?-=\"'&:".contains(&bytes[i]);
+                for cut in (0..bytes.len()).filter(|&i| markup(i)) {
+                    let mut v = bytes.to_vec();
+                    v.remove(cut);
+                    let variants = [bytes[..cut].to_vec(), bytes[..=cut].to_vec(), v];
+                    for v in variants
+                        .into_iter()
+                        .filter_map(|v| String::from_utf8(v).ok())
+                    {
+                        assert_eq!(trace(&v, false), trace(&v, true), "{}: {v}", path.display());
+                    }
+                }
+            }
+        }
+        assert!(
+            files > 0 || !dir.exists(),
+            "no document read from {}",
+            dir.display()
+        );
+    }
+
+    #[test]
+    fn fast_scan_takes_the_common_shapes() {
+        for doc in &SAMPLES[..2] {
+            let mut marks = Vec::new();
+            assert!(shallow_marks(doc, 2, &mut marks), "{doc}");
+            assert!(matches!(trace(doc, false).last(), Some(r) if r == "Ok(())"));
+        }
+        let mut marks = Vec::new();
+        assert!(
+            !shallow_marks(SAMPLES[2], 2, &mut marks),
+            "CDATA goes to quick-xml"
+        );
     }
 
     #[test]

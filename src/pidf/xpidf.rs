@@ -18,8 +18,8 @@ const DOCTYPE: &[u8] =
     b"<!DOCTYPE presence PUBLIC \"-//IETF//DTD RFCxxxx XPIDF 1.0//EN\" \"xpidf.dtd\">";
 
 pub(crate) fn offline(text: &str, entity_hint: Option<&str>) -> Result<Vec<u8>, PidfError> {
-    let mut presentity: Option<String> = None;
-    let mut atoms: Vec<String> = Vec::new();
+    let mut presentity: Option<Cow<'_, str>> = None;
+    let mut atoms: Vec<Cow<'_, str>> = Vec::new();
     scan(text, &[], 2, |el| {
         if el.depth == 0 {
             if !el.in_no_namespace() || el.local != b"presence" {
@@ -31,11 +31,11 @@ pub(crate) fn offline(text: &str, entity_hint: Option<&str>) -> Result<Vec<u8>, 
         } else if el.depth == 1 && el.in_no_namespace() {
             match el.local {
                 b"presentity" if presentity.is_none() => {
-                    presentity = el.attr("uri")?.map(Cow::into_owned);
+                    presentity = el.attr("uri")?;
                 }
                 b"atom" => atoms.push(match el.attr("id")? {
-                    Some(id) => id.into_owned(),
-                    None => format!("a{}", atoms.len() + 1),
+                    Some(id) => id,
+                    None => Cow::Owned(format!("a{}", atoms.len() + 1)),
                 }),
                 _ => {}
             }
@@ -48,7 +48,7 @@ pub(crate) fn offline(text: &str, entity_hint: Option<&str>) -> Result<Vec<u8>, 
         _ => return Err(PidfError::MissingEntity),
     };
     if atoms.is_empty() {
-        atoms.push("offline".into());
+        atoms.push(Cow::Borrowed("offline"));
     }
     let address = strip_params(uri);
     let mut out = Vec::with_capacity(300 + atoms.len() * (120 + address.len()));
