@@ -232,20 +232,7 @@ fn scan(data: Bytes, limits: &Limits, strict: bool) -> Result<Message, ParseErro
         }
     };
 
-    // The message is built where it will be returned and its index filled in
-    // place: assembling it from a local index at the end copied the 2.3 KB array.
-    let mut msg = Message {
-        raw: Bytes::new(),
-        start,
-        start_line_end: to_u32(next),
-        headers: HeaderIndex::new(),
-        headers_end: 0,
-        body_start: 0,
-        body_end: 0,
-        lf_only,
-        blank_missing: false,
-    };
-    let headers = &mut msg.headers;
+    let mut headers = HeaderIndex::new();
     // Whether the last header line was kept (a continuation of a skipped line in
     // lenient mode is skipped too).
     let mut last_kept = false;
@@ -349,12 +336,17 @@ fn scan(data: Bytes, limits: &Limits, strict: bool) -> Result<Message, ParseErro
     // Bytes past Content-Length in a datagram are not part of the message
     // (RFC 3261 §18.3).
     data.truncate(body_end);
-    msg.raw = data;
-    msg.headers_end = to_u32(headers_end);
-    msg.body_start = to_u32(body_start);
-    msg.body_end = to_u32(body_end);
-    msg.blank_missing = blank_missing;
-    Ok(msg)
+    Ok(Message {
+        raw: data,
+        start,
+        start_line_end: to_u32(next),
+        headers,
+        headers_end: to_u32(headers_end),
+        body_start: to_u32(body_start),
+        body_end: to_u32(body_end),
+        lf_only,
+        blank_missing,
+    })
 }
 
 /// Sets the value span to `[from, to)` trimmed of LWS (folding included).

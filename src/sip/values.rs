@@ -48,16 +48,6 @@ pub(crate) fn is_token_str(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_token(b))
 }
 
-/// Length of the leading run of `s` whose bytes are in `class`. An iterator
-/// rather than an indexed loop: no bounds check per byte in the hottest loop of
-/// parameter validation (branch ids and tags are 20–40 bytes).
-#[inline]
-fn run_of(s: &[u8], class: &[bool; 256]) -> usize {
-    s.iter()
-        .position(|&b| !class[b as usize])
-        .unwrap_or(s.len())
-}
-
 fn skip_lws(s: &[u8], mut i: usize) -> usize {
     while i < s.len() && is_lws(s[i]) {
         i += 1;
@@ -201,7 +191,9 @@ fn tail_params<'a>(
     loop {
         i = skip_lws(p, i);
         let ns = i;
-        i += run_of(&p[i..], &TOKEN);
+        while i < p.len() && TOKEN[p[i] as usize] {
+            i += 1;
+        }
         if i == ns {
             return None;
         }
@@ -224,7 +216,11 @@ fn tail_params<'a>(
                     }
                     i += 1;
                 }
-                _ => i += run_of(&p[i..], &PARAM_CHAR),
+                _ => {
+                    while i < p.len() && PARAM_CHAR[p[i] as usize] {
+                        i += 1;
+                    }
+                }
             }
             if i == vs {
                 return None;
