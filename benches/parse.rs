@@ -192,7 +192,45 @@ fn min_of_batches(cases: &[(&str, Bytes, bool)], limits: &Limits) {
     }
 }
 
+/// `SIP_BENCH_COUNT=N SIP_BENCH_ONLY=parse/subscribe`: runs that one case N times
+/// and exits, for counting instructions under `valgrind --tool=cachegrind` (run it
+/// with N and with 0 and divide the difference by N).
+fn count_only(n: u64, only: &str, limits: &Limits) {
+    let cases = [
+        ("subscribe", Bytes::from_static(SUBSCRIBE), true),
+        ("notify_pidf_1k", notify(), true),
+        ("200_ok", Bytes::from_static(OK_200), false),
+    ];
+    for (name, data, is_request) in &cases {
+        if only == format!("parse/{name}") {
+            for _ in 0..n {
+                black_box(
+                    parse(black_box(data.clone()), limits)
+                        .map(|m| m.headers().len())
+                        .ok(),
+                );
+            }
+        } else if only == format!("parse_and_forward_edits/{name}") {
+            for _ in 0..n {
+                if *is_request {
+                    black_box(forward_request(black_box(data), limits));
+                } else {
+                    black_box(forward_response(black_box(data), limits));
+                }
+            }
+        }
+    }
+}
+
 fn benches() {
+    if let Some(n) = std::env::var("SIP_BENCH_COUNT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        let only = std::env::var("SIP_BENCH_ONLY").unwrap_or_default();
+        count_only(n, &only, &Limits::default());
+        return;
+    }
     if std::env::var_os("SIP_BENCH_MIN").is_some() {
         let cases = [
             ("subscribe", Bytes::from_static(SUBSCRIBE), true),

@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use super::edit::Editor;
 use super::header::{split_commas, trim_lws, HeaderKind};
+use super::index::HeaderIndex;
 use super::method::Method;
 use super::values::{self, Event, NameAddr, SubscriptionState, Via};
 
@@ -26,15 +27,6 @@ pub struct Header {
 }
 
 impl Header {
-    pub(crate) const EMPTY: Header = Header {
-        line_start: 0,
-        name_end: 0,
-        value_start: 0,
-        value_end: 0,
-        line_end: 0,
-        kind: HeaderKind::Other,
-    };
-
     /// The header name as written (`v`, `Via`, `VIA`, ...).
     pub fn name<'a>(&self, msg: &'a Message) -> &'a [u8] {
         &msg.raw[self.line_start as usize..self.name_end as usize]
@@ -79,8 +71,7 @@ pub struct Message {
     pub(crate) start: StartLine,
     /// Just past the start line's terminator.
     pub(crate) start_line_end: u32,
-    pub(crate) headers: [Header; MAX_HEADERS_CAPACITY],
-    pub(crate) count: u16,
+    pub(crate) headers: HeaderIndex,
     /// Where the empty line that ends the headers begins: new headers go here.
     pub(crate) headers_end: u32,
     pub(crate) body_start: u32,
@@ -96,7 +87,7 @@ impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Message")
             .field("start", &self.start)
-            .field("headers", &self.count)
+            .field("headers", &self.headers.len())
             .field("len", &self.raw.len())
             .finish()
     }
@@ -157,7 +148,7 @@ impl Message {
 
     /// Every header line in order.
     pub fn headers(&self) -> &[Header] {
-        &self.headers[..self.count as usize]
+        self.headers.as_slice()
     }
 
     /// The lines of one header, compact and long forms alike.

@@ -14,6 +14,7 @@ mod edit;
 mod error;
 pub mod framing;
 mod header;
+mod index;
 mod message;
 mod method;
 mod parse;

@@ -288,23 +288,32 @@ impl<'a> NameAddr<'a> {
         };
         let (uri, params) = match after_display {
             Some(angle) => {
-                let gt = angle.iter().position(|&b| b == b'>')?;
+                // One pass to the closing `>`, refusing on the way what may not
+                // stand inside `<...>`: white space (§3.1.2.14), `<` and `"`.
+                let mut gt = 1;
+                loop {
+                    match angle.get(gt)? {
+                        b'>' => break,
+                        &b if is_lws(b) || b == b'<' || b == b'"' => return None,
+                        _ => gt += 1,
+                    }
+                }
                 let uri = &angle[1..gt];
                 (uri, tail_params(&angle[gt + 1..], &mut see_tag)?)
             }
             None => {
                 let semi = v.iter().position(|&b| b == b';').unwrap_or(v.len());
                 let uri = trim_lws(&v[..semi]);
-                if uri.iter().any(|&b| b == b',' || b == b'?') {
+                if uri
+                    .iter()
+                    .any(|&b| matches!(b, b',' | b'?' | b'<' | b'"') || is_lws(b))
+                {
                     return None;
                 }
                 (uri, tail_params(&v[semi..], &mut see_tag)?)
             }
         };
-        if uri.is_empty() || uri.iter().any(|&b| is_lws(b) || b == b'<' || b == b'"') {
-            return None;
-        }
-        if !uri.contains(&b':') {
+        if uri.is_empty() || !uri.contains(&b':') {
             return None;
         }
         Some(NameAddr {
