@@ -74,6 +74,11 @@ impl Cache {
         self.users.all().iter().map(|u| u.aor.clone()).collect()
     }
 
+    /// Sizes the user table for `users` before a bulk load.
+    pub fn reserve_users(&self, users: usize) {
+        self.users.reserve(users);
+    }
+
     pub fn user_count(&self) -> usize {
         self.users.len()
     }

@@ -66,6 +66,10 @@ const NAME_HEADER: usize = 13;
 /// probing stays short.
 const MAX_LOAD_EIGHTHS: usize = 6;
 
+/// How full a shard is sized to be when it is (re)built for a known number of
+/// owners (start-up): short probes, and a slot array only 1.4 times the owners.
+const TARGET_LOAD_PCT: usize = 70;
+
 /// Slot arrays at least this large ask the kernel for huge pages: one TLB entry
 /// then covers 16 thousand slots instead of 32.
 const HUGE_PAGE: usize = 2 << 20;
@@ -273,7 +277,7 @@ impl Slot {
 const _: () = assert!(std::mem::size_of::<Slot>() == 128);
 
 struct Shard {
-    /// A power of two long, never full (at most [`MAX_LOAD_EIGHTHS`] eighths
+    /// Never full (at most [`MAX_LOAD_EIGHTHS`] eighths
     /// occupied or tombstoned), so every probe ends at an empty slot.
     slots: Box<[Slot]>,
     len: usize,
@@ -321,13 +325,25 @@ impl Shard {
         }
     }
 
-    fn mask(&self) -> usize {
-        self.slots.len() - 1
+    /// Where the probe for hash `h` starts in an array of `len` slots: the low
+    /// 32 bits scaled to the length (multiply-shift, so the length need not be a
+    /// power of two and the table can be sized to its load). The shard was picked
+    /// by the top bits, so these are independent of it.
+    fn start(h: u64, len: usize) -> usize {
+        (((h & 0xffff_ffff) * len as u64) >> 32) as usize
+    }
+
+    fn next(i: usize, len: usize) -> usize {
+        if i + 1 == len {
+            0
+        } else {
+            i + 1
+        }
     }
 
     fn find(&self, h: u64, aor: &str) -> Option<&Slot> {
-        let mask = self.mask();
-        let mut i = h as usize & mask;
+        let len = self.slots.len();
+        let mut i = Self::start(h, len);
         loop {
             let slot = &self.slots[i];
             if slot.key == EMPTY {
@@ -336,15 +352,15 @@ impl Shard {
             if slot.key == h && slot.is(aor) {
                 return Some(slot);
             }
-            i = (i + 1) & mask;
+            i = Self::next(i, len);
         }
     }
 
     /// The index of `aor`'s slot, or where it would go (the first free slot on
     /// its probe path).
     fn locate(&self, h: u64, aor: &str) -> Result<usize, usize> {
-        let mask = self.mask();
-        let mut i = h as usize & mask;
+        let len = self.slots.len();
+        let mut i = Self::start(h, len);
         let mut first_free = None;
         loop {
             let slot = &self.slots[i];
@@ -356,20 +372,19 @@ impl Shard {
             } else if slot.key == h && slot.is(aor) {
                 return Ok(i);
             }
-            i = (i + 1) & mask;
+            i = Self::next(i, len);
         }
     }
 
-    /// Rebuilds the slot array with room for `len + 1` at under half load,
-    /// dropping tombstones.
-    fn rehash(&mut self) {
-        let want = ((self.len + 1) * 2).next_power_of_two().max(16);
+    /// Rebuilds the slot array with room for `owners` at most [`TARGET_LOAD_PCT`]
+    /// percent full, dropping tombstones.
+    fn rehash(&mut self, owners: usize) {
+        let want = (owners.max(self.len + 1) * 100 / TARGET_LOAD_PCT).max(16);
         let mut slots = slot_array(want);
-        let mask = want - 1;
         for old in self.slots.iter_mut().filter(|s| s.occupied()) {
-            let mut i = old.key as usize & mask;
+            let mut i = Self::start(old.key, want);
             while slots[i].key != EMPTY {
-                i = (i + 1) & mask;
+                i = Self::next(i, want);
             }
             slots[i] = std::mem::replace(old, Slot::free(EMPTY));
         }
@@ -379,7 +394,8 @@ impl Shard {
 
     fn insert(&mut self, h: u64, hasher: &KeyHash, policy: Arc<UserPolicy>) {
         if (self.used + 1) * 8 > self.slots.len() * MAX_LOAD_EIGHTHS {
-            self.rehash();
+            // Room for twice the owners: growth stays amortized O(1).
+            self.rehash((self.len + 1) * 2 * TARGET_LOAD_PCT / 100);
         }
         let slot = Slot::new(h, hasher, policy, &self.org);
         match self.locate(h, slot_aor(&slot)) {
@@ -494,6 +510,18 @@ impl Table {
                     let auto = org.class_auto_authorize(&p.class);
                     slot.set_auto(auto);
                 }
+            }
+        }
+    }
+
+    /// Sizes every shard for `owners` owners in all, before a bulk load (start-up),
+    /// so the load neither rehashes nor holds two slot arrays at once.
+    pub fn reserve(&self, owners: usize) {
+        let per_shard = owners.div_ceil(SHARDS) + owners.div_ceil(SHARDS) / 16;
+        for i in 0..SHARDS {
+            let mut shard = self.write(i);
+            if shard.slots.len() * TARGET_LOAD_PCT / 100 < per_shard {
+                shard.rehash(per_shard);
             }
         }
     }
@@ -672,6 +700,7 @@ mod tests {
         let table = Table::default();
         let org = org();
         table.set_org(&org);
+        table.reserve(500);
         for round in 0..3 {
             for i in 0..2000 {
                 table.insert(Arc::new(policy(&format!("u{i}@example.com"), i + round)));
