@@ -126,6 +126,10 @@ impl Cache {
             self.users.set_org(&org);
             *self.org.write().unwrap_or_else(|e| e.into_inner()) = org;
         }
+        if ws.put_users.len() > 1024 {
+            // A bulk write (an import): size the table once instead of doubling.
+            self.users.reserve(self.users.len() + ws.put_users.len());
+        }
         for u in ws.put_users {
             self.users.insert(Arc::new(u));
         }

@@ -437,14 +437,18 @@ impl Store for SledStore {
             .into_iter()
             .filter(|a| !keep.contains(a))
             .collect();
+        drop(keep);
+        let users = doc.users.len();
+        // The document's users move into the write set: a large import holds one
+        // copy of them, not two.
         let ws = WriteSet {
-            org: Some(doc.org.clone()),
-            put_users: doc.users.clone(),
+            org: Some(doc.org),
+            put_users: doc.users,
             del_users,
             ..WriteSet::default()
         };
         self.commit(ws, true)?;
-        tracing::info!(users = doc.users.len(), "policy document imported");
+        tracing::info!(users, "policy document imported");
         self.announce(StoreEvent::Policy { owner: None });
         Ok(())
     }
