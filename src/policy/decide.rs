@@ -109,43 +109,71 @@ pub fn decide(org: &Org, owner_policy: Option<&UserPolicy>, owner: &Aor, watcher
     // (`UserPolicy::new`): no exceptions, no contacts, the `default` class. Read
     // them without building one: this runs for every NOTIFY.
     let auto = org.class_auto_authorize(owner_policy.map_or("default", |p| p.class.as_str()));
-    let Some(policy) = owner_policy else {
-        return step_default(
-            org,
-            watcher,
-            auto,
-            DefaultInternal::default(),
-            DefaultExternal::default(),
-        );
+    let facts = match owner_policy {
+        None => OwnerFacts::unnamed(auto, DefaultInternal::default(), DefaultExternal::default()),
+        Some(policy) => OwnerFacts {
+            auto_authorize: auto,
+            default_internal: policy.default_internal,
+            default_external: policy.default_external,
+            user_exception: policy.user_exception(watcher),
+            contact: policy.has_contact(watcher),
+            domain_exception: policy.domain_exception(watcher.domain()),
+        },
     };
-    if let Some(a) = policy.user_exception(watcher) {
-        return Verdict::new(from_action(a), Rule::UserException);
+    steps_owner(org, watcher, &facts)
+}
+
+/// What steps 3 to 6 read of the owner's policy for one watcher: the owner's
+/// class setting, defaults, and how the policy names this watcher. The store's
+/// cache keeps these in a compact form and answers through [`decide_facts`]
+/// without reading the [`UserPolicy`]; [`decide`] gathers the same facts from
+/// the policy, so both take the one precedence below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerFacts {
+    /// The owner's class's `auto_authorize` ([`Org::class_auto_authorize`]).
+    pub auto_authorize: bool,
+    pub default_internal: DefaultInternal,
+    pub default_external: DefaultExternal,
+    /// The first user exception for the watcher ([`UserPolicy::user_exception`]).
+    pub user_exception: Option<Action>,
+    /// The watcher is on the contact list ([`UserPolicy::has_contact`]).
+    pub contact: bool,
+    /// The first exception for the watcher's domain ([`UserPolicy::domain_exception`]).
+    pub domain_exception: Option<Action>,
+}
+
+impl OwnerFacts {
+    /// Facts for a watcher the owner's policy does not name.
+    pub fn unnamed(
+        auto_authorize: bool,
+        default_internal: DefaultInternal,
+        default_external: DefaultExternal,
+    ) -> Self {
+        OwnerFacts {
+            auto_authorize,
+            default_internal,
+            default_external,
+            user_exception: None,
+            contact: false,
+            domain_exception: None,
+        }
     }
-    if policy.has_contact(watcher) {
-        let d = if auto {
-            Decision::Allow
-        } else {
-            Decision::Pending
-        };
-        return Verdict::new(d, Rule::Contact);
+}
+
+/// [`decide`] for an owner who has a policy, from the [`OwnerFacts`] of that
+/// policy for this watcher instead of the policy itself. Same result as
+/// [`decide`] given the policy the facts were taken from.
+pub fn decide_facts(org: &Org, owner: &Aor, watcher: &Aor, facts: &OwnerFacts) -> Verdict {
+    if let Some(v) = steps_self_and_admin(org, owner, watcher) {
+        return v;
     }
-    if let Some(a) = policy.domain_exception(watcher.domain()) {
-        return Verdict::new(from_action(a), Rule::DomainException);
-    }
-    step_default(
-        org,
-        watcher,
-        auto,
-        policy.default_internal,
-        policy.default_external,
-    )
+    steps_owner(org, watcher, facts)
 }
 
 /// [`decide`] for a watcher the owner's policy does not name: no user exception,
 /// no contact entry and no domain exception for the watcher or their domain. Then
 /// steps 3 to 5 cannot fire, and only the owner's defaults and their class's
-/// `auto_authorize` matter. The store's cache uses this to answer most decisions
-/// without reading the owner's lists; the result is the same as [`decide`]'s.
+/// `auto_authorize` matter.
 pub fn decide_unnamed(
     org: &Org,
     owner: &Aor,
@@ -154,15 +182,36 @@ pub fn decide_unnamed(
     default_internal: DefaultInternal,
     default_external: DefaultExternal,
 ) -> Verdict {
-    if let Some(v) = steps_self_and_admin(org, owner, watcher) {
-        return v;
+    decide_facts(
+        org,
+        owner,
+        watcher,
+        &OwnerFacts::unnamed(auto_authorize, default_internal, default_external),
+    )
+}
+
+/// Steps 3 to 6.
+fn steps_owner(org: &Org, watcher: &Aor, facts: &OwnerFacts) -> Verdict {
+    if let Some(a) = facts.user_exception {
+        return Verdict::new(from_action(a), Rule::UserException);
+    }
+    if facts.contact {
+        let d = if facts.auto_authorize {
+            Decision::Allow
+        } else {
+            Decision::Pending
+        };
+        return Verdict::new(d, Rule::Contact);
+    }
+    if let Some(a) = facts.domain_exception {
+        return Verdict::new(from_action(a), Rule::DomainException);
     }
     step_default(
         org,
         watcher,
-        auto_authorize,
-        default_internal,
-        default_external,
+        facts.auto_authorize,
+        facts.default_internal,
+        facts.default_external,
     )
 }
 

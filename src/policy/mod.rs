@@ -14,7 +14,7 @@ pub mod validate;
 
 pub use aor::{Aor, AorError, Domain};
 pub use change::{Change, PolicySet, ValidationError};
-pub use decide::{decide, decide_unnamed, Decision, Rule, Verdict};
+pub use decide::{decide, decide_facts, decide_unnamed, Decision, OwnerFacts, Rule, Verdict};
 pub use document::PolicyDocument;
 pub use model::{
     Action, ClassOfService, Contact, DefaultExternal, DefaultInternal, DomainException, Exceptions,

@@ -1,18 +1,16 @@
 //! The in-memory copy of everything in the store, which every read is served from.
 //!
 //! DESIGN.md "The store": reads on the SIP hot path never touch sled. Values are
-//! `Arc`s cloned out, and no map guard is ever held while another map (or the same
-//! one) is touched, so readers and the single writer cannot deadlock.
+//! `Arc`s cloned out, and no map guard or table shard lock is ever held while
+//! another one is taken, so readers and the single writer cannot deadlock.
 
 use std::sync::{Arc, RwLock};
 
 use dashmap::DashMap;
 
+use super::table::Table;
 use super::Account;
-use crate::policy::{
-    decide, decide_unnamed, Aor, DefaultExternal, DefaultInternal, Org, PendingRequest, UserPolicy,
-    Verdict,
-};
+use crate::policy::{Aor, Org, PendingRequest, UserPolicy, Verdict};
 
 /// Everything a write changes, decided before anything is written: the same set is
 /// written to sled in one transaction and then applied here.
@@ -39,58 +37,12 @@ impl WriteSet {
     }
 }
 
-/// An owner's policy as the hot path reads it. Most watchers are not named in the
-/// owner's lists; for them the decision needs only what is inline here, so one map
-/// lookup answers without touching the policy's lists (DESIGN.md: a decision on a
-/// cache hit independent of the number of users).
-#[derive(Debug)]
-struct Entry {
-    policy: Arc<UserPolicy>,
-    /// The owner's class's `auto_authorize` under the current org (recomputed
-    /// when the org changes).
-    auto: bool,
-    default_internal: DefaultInternal,
-    default_external: DefaultExternal,
-    /// [`name_hash`] of every AoR in the user exceptions and contacts and every
-    /// domain in the domain exceptions. A watcher whose AoR and domain hash to
-    /// none of these is certainly not named; a match sends the decision to the
-    /// full [`decide`], so a hash collision costs time, never correctness.
-    names: Box<[u64]>,
-}
-
-impl Entry {
-    fn new(policy: Arc<UserPolicy>, org: &Org) -> Self {
-        let names = policy
-            .exceptions
-            .users
-            .iter()
-            .map(|e| e.aor.as_str())
-            .chain(policy.contacts.iter().map(|c| c.aor.as_str()))
-            .chain(policy.exceptions.domains.iter().map(|d| d.domain.as_str()))
-            .map(name_hash)
-            .collect();
-        Entry {
-            auto: org.class_auto_authorize(&policy.class),
-            default_internal: policy.default_internal,
-            default_external: policy.default_external,
-            names,
-            policy,
-        }
-    }
-}
-
-/// FNV-1a, 64 bits: fast on short strings. Only ever used to prove two names
-/// differ, so its weakness against chosen collisions is harmless.
-fn name_hash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Cache {
     org: RwLock<Arc<Org>>,
-    users: DashMap<Aor, Entry>,
+    /// Every user's policy, laid out for [`Cache::decide`]. Boxed: the store
+    /// value stays small for the enums that hold one.
+    users: Box<Table>,
     /// Pending requests by owner.
     pending: DashMap<Aor, Vec<PendingRequest>>,
     accounts: DashMap<Aor, Account>,
@@ -102,39 +54,29 @@ impl Cache {
     }
 
     pub fn user(&self, aor: &Aor) -> Option<Arc<UserPolicy>> {
-        self.users.get(aor).map(|u| u.policy.clone())
+        self.users.get(aor)
     }
 
-    /// The decision from the cache. The user's shard is read-locked only while the
-    /// pure [`decide`] runs; no other map is touched meanwhile.
+    /// The decision from the cache: [`crate::policy::decide`] on the org and the
+    /// owner's policy as they are now, read without touching the owner's lists
+    /// unless they may name the watcher (see [`Table`]).
     pub fn decide(&self, owner: &Aor, watcher: &Aor) -> Verdict {
-        let org = self.org();
-        let Some(e) = self.users.get(owner) else {
-            return decide(&org, None, owner, watcher);
-        };
-        let (w, d) = (name_hash(watcher.as_str()), name_hash(watcher.domain()));
-        if e.names.iter().any(|&h| h == w || h == d) {
-            decide(&org, Some(&e.policy), owner, watcher)
-        } else {
-            decide_unnamed(
-                &org,
-                owner,
-                watcher,
-                e.auto,
-                e.default_internal,
-                e.default_external,
-            )
-        }
+        self.users.decide(owner, watcher)
     }
 
     pub fn users(&self) -> Vec<Arc<UserPolicy>> {
-        let mut all: Vec<_> = self.users.iter().map(|e| e.policy.clone()).collect();
+        let mut all = self.users.all();
         all.sort_by(|a, b| a.aor.cmp(&b.aor));
         all
     }
 
     pub fn user_keys(&self) -> Vec<Aor> {
-        self.users.iter().map(|e| e.key().clone()).collect()
+        self.users.all().iter().map(|u| u.aor.clone()).collect()
+    }
+
+    /// Sizes the user table for `users` before a bulk load.
+    pub fn reserve_users(&self, users: usize) {
+        self.users.reserve(users);
     }
 
     pub fn user_count(&self) -> usize {
@@ -179,18 +121,17 @@ impl Cache {
     pub fn apply(&self, ws: WriteSet) {
         if let Some(org) = ws.org {
             let org = Arc::new(org);
-            *self.org.write().unwrap_or_else(|e| e.into_inner()) = org.clone();
-            // Classes may have changed. Until this loop passes an owner, their
-            // decisions use the old class setting: an org change lands owner by
-            // owner, each one consistent.
-            for mut e in self.users.iter_mut() {
-                e.auto = org.class_auto_authorize(&e.policy.class);
-            }
+            // Each shard of the table switches org and recomputes its owners'
+            // class settings at once; `org()` readers follow.
+            self.users.set_org(&org);
+            *self.org.write().unwrap_or_else(|e| e.into_inner()) = org;
         }
-        let org = self.org();
+        if ws.put_users.len() > 1024 {
+            // A bulk write (an import): size the table once instead of doubling.
+            self.users.reserve(self.users.len() + ws.put_users.len());
+        }
         for u in ws.put_users {
-            self.users
-                .insert(u.aor.clone(), Entry::new(Arc::new(u), &org));
+            self.users.insert(Arc::new(u));
         }
         for aor in &ws.del_users {
             self.users.remove(aor);

@@ -9,6 +9,7 @@ use std::sync::Arc;
 mod cache;
 mod codec;
 mod sled;
+mod table;
 
 pub use self::sled::SledStore;
 pub use codec::SCHEMA_VERSION;

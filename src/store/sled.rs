@@ -27,6 +27,9 @@ use crate::policy::{
 /// use is a multiple of it; the DashMap cache is what serves reads anyway.
 const SLED_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// Users decoded per cache update while loading the cache at start-up.
+const LOAD_BATCH: usize = 1024;
+
 /// How many acknowledged-change events a slow subscriber may fall behind by.
 const EVENT_CAPACITY: usize = 4096;
 
@@ -133,10 +136,22 @@ impl SledStore {
         if let Some(v) = org_tree.get(KEY_ORG).map_err(io)? {
             initial.org = Some(codec::decode::<Org>(TREE_ORG, &v)?);
         }
+        cache.apply(initial);
+        // Users go into the cache as they are decoded, in batches, into a table
+        // sized once: start-up never holds every decoded policy twice (peak
+        // resident memory is what the proxy must be provisioned for).
+        cache.reserve_users(users_tree.len());
+        let mut users = 0usize;
+        let mut batch = WriteSet::default();
         for item in users_tree.iter() {
             let (_, v) = item.map_err(io)?;
-            initial.put_users.push(codec::decode(TREE_USERS, &v)?);
+            batch.put_users.push(codec::decode(TREE_USERS, &v)?);
+            users += 1;
+            if batch.put_users.len() == LOAD_BATCH {
+                cache.apply(std::mem::take(&mut batch));
+            }
         }
+        let mut initial = batch;
         for item in pending_tree.iter() {
             let (_, v) = item.map_err(io)?;
             initial.put_pending.push(codec::decode(TREE_PENDING, &v)?);
@@ -147,7 +162,7 @@ impl SledStore {
         }
         tracing::info!(
             path = %location,
-            users = initial.put_users.len(),
+            users,
             pending = initial.put_pending.len(),
             accounts = initial.put_accounts.len(),
             "store cache loaded"
@@ -422,14 +437,18 @@ impl Store for SledStore {
             .into_iter()
             .filter(|a| !keep.contains(a))
             .collect();
+        drop(keep);
+        let users = doc.users.len();
+        // The document's users move into the write set: a large import holds one
+        // copy of them, not two.
         let ws = WriteSet {
-            org: Some(doc.org.clone()),
-            put_users: doc.users.clone(),
+            org: Some(doc.org),
+            put_users: doc.users,
             del_users,
             ..WriteSet::default()
         };
         self.commit(ws, true)?;
-        tracing::info!(users = doc.users.len(), "policy document imported");
+        tracing::info!(users, "policy document imported");
         self.announce(StoreEvent::Policy { owner: None });
         Ok(())
     }
