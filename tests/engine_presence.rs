@@ -1,6 +1,6 @@
 //! Presence enforcement with a fake clock and crafted messages: every decision and
 //! pending view, live decision changes with the CSeq shift seen from both ends,
-//! retransmission, expiry, giveup, coalescing, caps, identity sources, MESSAGE
+//! retransmission, expiry, giveup, `deactivated` on re-allow, coalescing, caps, identity sources, MESSAGE
 //! gating, learned contacts and the watcher-info notifier.
 //!
 //! The tests drive [`Presence`] exactly as the engine does: each message is parsed,
@@ -439,6 +439,144 @@ fn decision_change_injects_and_shifts_cseq_both_ways() {
     assert_eq!(inj.cseq().unwrap().0, 4);
     assert_offline(&inj);
     assert!(r.policy_changed().is_empty());
+}
+
+/// Blocks (`true`) or unblocks bob for alice, and returns what the change sends.
+fn set_bob_blocked(r: &mut Rig, blocked: bool) -> Vec<Transmit> {
+    let (owner, watcher) = (aor("alice@example.com"), aor("bob@example.com"));
+    let change = if blocked {
+        Change::AddUserException {
+            owner,
+            watcher,
+            action: Action::Block,
+        }
+    } else {
+        Change::RemoveUserException { owner, watcher }
+    };
+    r.store.apply(change).unwrap();
+    r.policy_changed()
+}
+
+#[test]
+fn allowed_again_without_a_notify_between_deactivates_and_the_renewal_shows_real_presence() {
+    let mut r = Rig::new(PendingView::Hold);
+    let first = r.dialog(BOB_PHONE, "bob@example.com", "c-re");
+    assert!(body(&first.passed).contains("<basic>open</basic>"));
+    let blocked = set_bob_blocked(&mut r, true);
+    assert_eq!(blocked.len(), 1);
+    let off = parse(&blocked[0]);
+    assert_offline(&off);
+    r.udp(&notify_ok(&off), BOB_PHONE);
+
+    // Allowed again: the proxy holds no real body (dropped while bob saw it), so it
+    // ends bob's subscription for him to renew at once (RFC 6665 §4.2.2).
+    let out = set_bob_blocked(&mut r, false);
+    assert_eq!(out.len(), 1, "one NOTIFY, to bob");
+    assert_eq!(out[0].destination, addr(BOB_PHONE));
+    let end = parse(&out[0]);
+    assert_eq!(end.method(), Some(sip::Method::Notify));
+    assert_eq!(
+        header(&end, "Subscription-State"),
+        "terminated;reason=deactivated"
+    );
+    assert!(
+        end.body().is_empty(),
+        "no presence document: {}",
+        body(&end)
+    );
+    assert!(end.content_type().is_none());
+    assert_eq!(end.cseq().unwrap().0, 3);
+    assert_eq!(end.to().unwrap().tag, Some(&b"w-c-re"[..]));
+    assert_eq!(end.from().unwrap().tag, Some(&b"n-c-re"[..]));
+
+    // While that NOTIFY is in flight, a notifier NOTIFY crossing it is refused.
+    let s = r.notify("alice@example.com", "bob@example.com", "c-re", 2, OPEN_PIDF);
+    assert_eq!(s.enforced.step, Step::Done(Handled::Answered));
+    assert_eq!(parse(&s.out[0]).status(), Some(481));
+    assert_eq!(r.p.dialog_count(), 1);
+    // Bob's 200 ends the transaction and the proxy forgets the dialog.
+    let s = r.udp(&notify_ok(&end), BOB_PHONE);
+    assert_eq!(s.enforced.step, Step::Done(Handled::Dropped));
+    assert_eq!(r.p.dialog_count(), 0, "the dialog is gone");
+    assert!(r.timeout(r.now + 1_000).is_empty(), "no retransmission");
+    assert!(r.policy_changed().is_empty());
+
+    // Bob re-subscribes through the proxy; the notifier's first NOTIFY carries its
+    // full state (RFC 6665 §4.2.1.2), which bob now sees as it is.
+    let renewed = r.dialog(BOB_PHONE, "bob@example.com", "c-re2");
+    assert_eq!(renewed.enforced.step, Step::Route);
+    assert!(body(&renewed.passed).contains("<basic>open</basic>"));
+    assert!(body(&renewed.passed).contains("In the lab till 6"));
+    assert_eq!(r.p.dialog_count(), 1);
+}
+
+#[test]
+fn deactivated_dialog_is_forgotten_when_its_notify_times_out() {
+    let mut r = Rig::new(PendingView::Hold);
+    r.dialog(BOB_PHONE, "bob@example.com", "c-re-to");
+    set_bob_blocked(&mut r, true);
+    let out = set_bob_blocked(&mut r, false);
+    assert_eq!(
+        header(&parse(&out[0]), "Subscription-State"),
+        "terminated;reason=deactivated"
+    );
+    let start = r.now;
+    for ms in (0..=32_000).step_by(500) {
+        r.timeout(start + ms);
+    }
+    assert_eq!(r.p.dialog_count(), 0, "Timer F ends it too");
+}
+
+#[test]
+fn renewal_reusing_the_call_id_and_tag_replaces_the_ended_dialog() {
+    let mut r = Rig::new(PendingView::Hold);
+    r.dialog(BOB_PHONE, "bob@example.com", "c-same");
+    set_bob_blocked(&mut r, true);
+    let end = parse(&set_bob_blocked(&mut r, false)[0]);
+    // A careless client renews with the same Call-ID and From tag before answering.
+    let renewed = r.dialog(BOB_PHONE, "bob@example.com", "c-same");
+    r.udp(&notify_ok(&end), BOB_PHONE);
+    assert_eq!(r.p.dialog_count(), 1, "the new subscription stays");
+    assert!(body(&renewed.passed).contains("<basic>open</basic>"));
+    let next = r.notify(
+        "alice@example.com",
+        "bob@example.com",
+        "c-same",
+        2,
+        OPEN_PIDF,
+    );
+    assert_eq!(next.enforced.step, Step::Route);
+}
+
+#[test]
+fn allowed_again_after_a_notify_while_blocked_injects_the_real_state() {
+    let mut r = Rig::new(PendingView::Hold);
+    r.dialog(BOB_PHONE, "bob@example.com", "c-held");
+    let off = parse(&set_bob_blocked(&mut r, true)[0]);
+    r.udp(&notify_ok(&off), BOB_PHONE);
+    // The notifier's NOTIFY while bob is blocked: he sees Offline, the proxy keeps it.
+    let s = r.notify(
+        "alice@example.com",
+        "bob@example.com",
+        "c-held",
+        2,
+        OPEN_PIDF,
+    );
+    assert_offline(&s.passed);
+    assert_eq!(s.passed.cseq().unwrap().0, 3);
+    r.udp(&notify_ok(&s.passed), BOB_PHONE);
+
+    let out = set_bob_blocked(&mut r, false);
+    assert_eq!(out.len(), 1);
+    let inj = parse(&out[0]);
+    assert_eq!(header(&inj, "Subscription-State"), "active;expires=3600");
+    assert!(
+        body(&inj).contains("<basic>open</basic>"),
+        "the kept real state"
+    );
+    assert_eq!(inj.cseq().unwrap().0, 4);
+    r.udp(&notify_ok(&inj), BOB_PHONE);
+    assert_eq!(r.p.dialog_count(), 1, "the subscription goes on");
 }
 
 #[test]

@@ -89,16 +89,25 @@ pub struct Dialog {
     /// while the watcher is not shown it (blocked, held, or a paced NOTIFY waiting),
     /// so that a watcher allowed again gets it at once; for a watcher shown the
     /// real state it is dropped ([`header_template`]): 90 % of the memory of a
-    /// dialog, and nothing needs it (a change to Offline is built from the owner).
+    /// dialog (issue 7: under 1 KiB per subscription), and a change to Offline or
+    /// Held does not need it (both are built from the owner alone).
     pub template: Option<Bytes>,
+    /// `template` is the header template of a NOTIFY that had a body: the proxy
+    /// holds no real state for this dialog. Allowed again before the notifier
+    /// NOTIFYs anew, the watcher cannot be shown the real state by the proxy, so
+    /// the proxy ends its subscription with `terminated;reason=deactivated` and
+    /// the watcher re-subscribes at once (RFC 6665 §4.2.2), getting the notifier's
+    /// full state in the new subscription's first NOTIFY (RFC 6665 §4.2.1.2).
+    pub body_dropped: bool,
     /// What the watcher was last shown.
     pub shown: Option<View>,
     pub cseq: CseqShift,
     pub pacer: Pacer,
     /// A paced NOTIFY is waiting for the interval to elapse.
     pub held: bool,
-    /// The proxy ended the subscription towards the watcher (giveup); later notifier
-    /// NOTIFYs are answered 481 so the notifier ends it too (RFC 6665 §4.1.3).
+    /// The proxy ended the subscription towards the watcher (giveup, or deactivated
+    /// on re-allow); notifier NOTIFYs still reaching it are answered 481 so the
+    /// notifier ends it too (RFC 6665 §4.1.3).
     pub terminated: bool,
 }
 
@@ -313,6 +322,7 @@ mod tests {
             },
             route_set: None,
             template: None,
+            body_dropped: false,
             shown: None,
             cseq: CseqShift::default(),
             pacer: Pacer::default(),

@@ -385,6 +385,13 @@ impl Presence {
     /// A decision may have changed for `owner`'s watchers (every owner when `None`):
     /// each live dialog whose view changed gets a NOTIFY now (DESIGN.md "Decisions
     /// change"), and the owner's watcher-info subscribers get the new list.
+    ///
+    /// "The kept real state when W is now allowed" is kept only where the watcher
+    /// was not shown it (a NOTIFY arrived while blocked or held): a dialog shown the
+    /// real state keeps its headers alone (`template`, issue 7 memory). Allowed again
+    /// with nothing newer, its watcher gets `terminated;reason=deactivated` instead,
+    /// re-subscribes at once and sees the notifier's full state in the new
+    /// subscription (RFC 6665 §4.2.2, §4.2.1.2).
     pub fn policy_changed(&self, now_ms: u64, owner: Option<&Aor>, out: &mut Vec<Transmit>) {
         let keys = match owner {
             Some(o) => self.dialogs.keys_of(o),

@@ -62,8 +62,14 @@ impl Presence {
                 Plan::Gone => {}
                 Plan::Forward {
                     view: View::Real, ..
-                } if !d.held => d.template = Some(super::template::header_template(msg)),
-                _ => d.template = Some(msg.raw().clone()),
+                } if !d.held => {
+                    d.template = Some(super::template::header_template(msg));
+                    d.body_dropped = !msg.body().is_empty();
+                }
+                _ => {
+                    d.template = Some(msg.raw().clone());
+                    d.body_dropped = false;
+                }
             }
             (
                 d.watcher.clone(),

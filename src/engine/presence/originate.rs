@@ -1,5 +1,6 @@
 //! NOTIFYs the proxy sends on its own: injected when a decision changes, delivered
-//! when a paced one falls due, `terminated;reason=giveup`, and watcher-info. Each
+//! when a paced one falls due, `terminated;reason=giveup` or `deactivated`, and
+//! watcher-info. Each
 //! is a non-INVITE client transaction (RFC 3261 §17.1.2): retransmitted over UDP
 //! from the engine's `now`, ended by its final response or Timer F.
 
@@ -23,7 +24,13 @@ pub const BRANCH_PREFIX: &str = "z9hG4bKppown";
 /// What a proxy-originated NOTIFY in a presence dialog carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
-    /// A change of decision: the watcher now sees this.
+    /// A change of decision: the watcher now sees this. `Show(View::Real)` for a
+    /// dialog that holds no real state ([`Dialog::body_dropped`]) ends the
+    /// watcher's subscription with `terminated;reason=deactivated` instead, so the
+    /// watcher re-subscribes at once and the notifier sends its full state in the
+    /// new subscription (RFC 6665 §4.2.2, §4.2.1.2).
+    ///
+    /// [`Dialog::body_dropped`]: super::dialogs::Dialog::body_dropped
     Show(View),
     /// A paced NOTIFY falls due: the newest state, shown by the current decision.
     Current,
@@ -34,7 +41,16 @@ pub(super) enum Kind {
 /// Who the transaction belongs to, for what its timeout ends.
 #[derive(Debug, Clone)]
 pub(super) enum Owner {
+    /// A NOTIFY in a live dialog (or giveup, whose tombstone outlives it).
     Dialog(DialogKey),
+    /// The `deactivated` NOTIFY that ended the watcher's subscription: the dialog
+    /// is forgotten when this transaction ends, however it ends. Until then it is a
+    /// tombstone, so a notifier NOTIFY crossing the terminating one is answered 481
+    /// rather than passed to a watcher told the subscription is over; after it the
+    /// watcher's new SUBSCRIBE is a new dialog, and a later notifier NOTIFY in the
+    /// old one is untracked: the watcher answers it 481 and the notifier ends that
+    /// subscription (RFC 6665 §4.1.3), or its expiry does.
+    Ended(DialogKey),
     Winfo(super::winfo::WinfoKey),
 }
 
@@ -104,6 +120,16 @@ fn via(peer: &Peer, branch: &str) -> Vec<u8> {
     format!("SIP/2.0/{t} {};branch={branch};rport", peer.local).into_bytes()
 }
 
+/// Why a NOTIFY of the proxy's own ends the watcher's subscription, if it does: the
+/// `reason` of its `Subscription-State: terminated` (RFC 6665 §4.2.2).
+fn ending(kind: Kind, body_dropped: bool) -> Option<&'static [u8]> {
+    match kind {
+        Kind::Giveup => Some(b"terminated;reason=giveup"),
+        Kind::Show(View::Real) if body_dropped => Some(b"terminated;reason=deactivated"),
+        _ => None,
+    }
+}
+
 /// `Subscription-State` for the proxy's NOTIFY: the notifier's state word (pending
 /// stays pending) with the time left.
 fn state_for(template: &Message, view: View, left_s: u64) -> Vec<u8> {
@@ -146,22 +172,22 @@ impl Presence {
                 }
             }
         };
-        let Some((template, cseq, peer, routes, left_s)) = self
+        let Some((template, end, cseq, peer, routes, left_s)) = self
             .dialogs
             .with(key, |d| {
                 if d.terminated {
                     return None;
                 }
                 let template = d.template.clone()?;
+                let end = ending(kind, d.body_dropped);
                 let cseq = d.cseq.originate();
                 d.pacer.sent(now_ms);
                 d.held = false;
                 d.shown = Some(view);
-                if kind == Kind::Giveup {
-                    d.terminated = true;
-                }
+                d.terminated = end.is_some();
                 Some((
                     template,
+                    end,
                     cseq,
                     d.watcher_peer,
                     d.route_set.clone(),
@@ -172,8 +198,9 @@ impl Presence {
         else {
             return;
         };
-        if kind == Kind::Giveup {
-            // Keep a tombstone long enough to answer the notifier's next NOTIFY with 481.
+        if end.is_some() {
+            // Keep a tombstone long enough to answer the notifier's next NOTIFY with
+            // 481 (a `deactivated` one goes sooner, with its transaction: Owner::Ended).
             self.dialogs.set_expiry(key, now_ms + super::TRANSACTION_MS);
         }
         let Ok(tmpl) = sip::parse(template, &self.cfg.limits) else {
@@ -192,9 +219,9 @@ impl Presence {
         }
         let body = tmpl.body();
         let ct = tmpl.content_type();
-        match (kind, view) {
-            (Kind::Giveup, _) => {
-                ed.set_header("Subscription-State", b"terminated;reason=giveup");
+        match (end, view) {
+            (Some(state), _) => {
+                ed.set_header("Subscription-State", state);
                 ed.set_body(None, b"");
             }
             (_, View::Held) => {
@@ -224,9 +251,15 @@ impl Presence {
         }
         let data = ed.finish();
         bump(&self.counters.notifies_injected);
+        let tx_owner = if matches!(kind, Kind::Show(_)) && end.is_some() {
+            tracing::info!(%owner, %watcher, "allowed again with no real state held: subscription deactivated for the watcher to renew");
+            Owner::Ended(*key)
+        } else {
+            Owner::Dialog(*key)
+        };
         tracing::debug!(%owner, %watcher, ?kind, view = view.as_str(), cseq, "NOTIFY originated");
         self.originated
-            .send(now_ms, &branch, data, peer, Owner::Dialog(*key), out);
+            .send(now_ms, &branch, data, peer, tx_owner, out);
     }
 
     /// A response to one of the proxy's own requests: a final one ends the
@@ -247,19 +280,26 @@ impl Presence {
         let Some((_, tx)) = self.originated.txs.remove(branch) else {
             return;
         };
-        if matches!(status, 408 | 481) || status >= 500 {
-            self.originated_failed(&tx.owner);
-        }
+        self.originated_ended(&tx.owner, matches!(status, 408 | 481) || status >= 500);
     }
 
-    fn originated_failed(&self, owner: &Owner) {
+    /// One of the proxy's own transactions ended; `failed` when the watcher's side
+    /// is gone (an error response or Timer F).
+    fn originated_ended(&self, owner: &Owner, failed: bool) {
         match owner {
-            Owner::Dialog(key) => {
+            Owner::Dialog(key) if failed => {
                 self.dialogs.remove(key);
             }
-            Owner::Winfo(key) => {
+            Owner::Ended(key) => {
+                // Unless a new subscription took the key meanwhile.
+                if self.dialogs.with(key, |d| d.terminated) == Some(true) {
+                    self.dialogs.remove(key);
+                }
+            }
+            Owner::Winfo(key) if failed => {
                 self.winfo.remove(key);
             }
+            Owner::Dialog(_) | Owner::Winfo(_) => {}
         }
     }
 
@@ -280,7 +320,7 @@ impl Presence {
             if let Some((_, tx)) = self.originated.txs.remove(&branch) {
                 bump(&self.counters.transaction_timeouts);
                 tracing::info!(owner = ?tx.owner, "NOTIFY of the proxy's own timed out: subscription ended");
-                self.originated_failed(&tx.owner);
+                self.originated_ended(&tx.owner, true);
             }
         }
     }

@@ -34,9 +34,15 @@ impl Presence {
         };
         let key = DialogKey::new(call_id, tag);
         let in_dialog = msg.to().and_then(|t| t.tag).is_some();
+        // A SUBSCRIBE without a To tag for a dialog the proxy ended is a new
+        // subscription that happens to reuse its Call-ID and tag (the watcher
+        // renewing after `deactivated`): it replaces the tombstone.
         if let Some((w, p)) = self
             .dialogs
-            .with(&key, |d| (d.watcher.clone(), d.owner.clone()))
+            .with(&key, |d| {
+                (in_dialog || !d.terminated).then(|| (d.watcher.clone(), d.owner.clone()))
+            })
+            .flatten()
         {
             // A refresh, an un-SUBSCRIBE or a retransmission: the 2xx moves the expiry.
             return Enforced::route().about(&w, &p, None);
@@ -66,6 +72,7 @@ impl Presence {
             },
             route_set: route_set(msg),
             template: None,
+            body_dropped: false,
             shown: None,
             cseq: CseqShift::default(),
             pacer: Pacer::default(),

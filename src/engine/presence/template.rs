@@ -2,8 +2,15 @@
 //! as it came: the headers the proxy's own NOTIFYs copy (request line, From, To,
 //! Call-ID, Contact, Event, Subscription-State ...), without the body and without
 //! the routes `originate` replaces anyway (Route, Record-Route), so an allowed
-//! dialog holds a few hundred bytes instead of the whole message. The Via stays:
-//! a request without one does not parse (RFC 3261 §8.1.1).
+//! dialog holds a few hundred bytes instead of the whole message (issue 7: under
+//! 1 KiB per active subscription). The Via stays: a request without one does not
+//! parse (RFC 3261 §8.1.1).
+//!
+//! The price: a watcher blocked and then allowed again before the notifier sends
+//! anything new cannot be shown the real state by the proxy. It is not invented:
+//! the proxy ends the watcher's subscription with `terminated;reason=deactivated`,
+//! the watcher re-subscribes at once (RFC 6665 §4.2.2) and the notifier answers the
+//! new subscription with its full state (RFC 6665 §4.2.1.2); see `originate`.
 
 use bytes::Bytes;
 
