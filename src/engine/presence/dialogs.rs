@@ -7,6 +7,7 @@
 //! as its To tag (RFC 6665 §4.1.2.4), so a NOTIFY that overtakes the SUBSCRIBE's
 //! 2xx still finds its dialog.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -143,9 +144,21 @@ pub struct DialogTable {
     /// Owner → their dialogs (most owners have one or two: an exact-size slice).
     by_owner: DashMap<u64, Box<[DialogKey]>, ahash::RandomState>,
     wheel: Mutex<ExpiryWheel<DialogKey>>,
+    /// Dialogs in the order they were created, for the global cap: the oldest is
+    /// found at the front instead of by scanning the whole table, which made every
+    /// new SUBSCRIBE cost O(dialogs) once the cap was reached. Entries whose dialog
+    /// is gone or was replaced are skipped when met and swept when they outnumber
+    /// the live ones.
+    age: Mutex<AgeQueue>,
+    /// The same for dialogs created pending, which the cap evicts first.
+    pending_age: Mutex<AgeQueue>,
     caps: Caps,
     evicted: AtomicU64,
 }
+
+/// (dialog, its `created_ms`): the creation time tells a queued dialog from a newer
+/// one that reused its key.
+type AgeQueue = VecDeque<(DialogKey, u64)>;
 
 impl DialogTable {
     pub fn new(caps: Caps) -> Self {
@@ -153,6 +166,8 @@ impl DialogTable {
             dialogs: DashMap::default(),
             by_owner: DashMap::default(),
             wheel: Mutex::new(ExpiryWheel::new(1_000, 4_096)),
+            age: Mutex::new(VecDeque::new()),
+            pending_age: Mutex::new(VecDeque::new()),
             caps,
             evicted: AtomicU64::new(0),
         }
@@ -192,12 +207,19 @@ impl DialogTable {
                 }
             }
             if self.dialogs.len() >= self.caps.global {
-                let keys: Vec<DialogKey> = self.dialogs.iter().map(|e| *e.key()).collect();
-                self.evict_oldest(keys.into_iter());
+                self.evict_oldest_globally();
             }
         }
-        if let Some(old) = self.dialogs.insert(key, Box::new(dialog)) {
+        let (created, pending) = (dialog.created_ms, dialog.is_pending());
+        let old = self.dialogs.insert(key, Box::new(dialog));
+        if let Some(old) = &old {
             self.unindex(&old.owner, &key);
+        }
+        if old.map_or(true, |o| o.created_ms != created) {
+            self.enqueue(&self.age, key, created, false);
+            if pending {
+                self.enqueue(&self.pending_age, key, created, true);
+            }
         }
         let mut keys = self.by_owner.entry(owner).or_default();
         let mut grown = Vec::with_capacity(keys.len() + 1);
@@ -208,6 +230,48 @@ impl DialogTable {
         self.file(key, deadline);
     }
 
+    /// Whether `key` still names the dialog queued with `created` (and, for the
+    /// pending queue, whether it is still pending).
+    fn queued_is_live(&self, key: &DialogKey, created: u64, pending_only: bool) -> bool {
+        self.dialogs
+            .get(key)
+            .is_some_and(|d| d.created_ms == created && (!pending_only || d.is_pending()))
+    }
+
+    fn enqueue(&self, queue: &Mutex<AgeQueue>, key: DialogKey, created: u64, pending_only: bool) {
+        let Ok(mut q) = queue.lock() else { return };
+        q.push_back((key, created));
+        // Amortised O(1): a sweep runs only after as many pushes as live entries.
+        if q.len() > 2 * self.dialogs.len() + 1_024 {
+            q.retain(|(k, c)| self.queued_is_live(k, *c, pending_only));
+        }
+    }
+
+    /// The global cap: the oldest pending dialog, or failing that the oldest.
+    fn evict_oldest_globally(&self) {
+        for (queue, pending_only) in [(&self.pending_age, true), (&self.age, false)] {
+            let victim = {
+                let Ok(mut q) = queue.lock() else { continue };
+                let mut victim = None;
+                while let Some((k, created)) = q.pop_front() {
+                    if self.queued_is_live(&k, created, pending_only) {
+                        victim = Some(k);
+                        break;
+                    }
+                }
+                victim
+            };
+            if let Some(k) = victim {
+                if let Some(d) = self.remove(&k) {
+                    self.evicted.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(owner = %d.owner, watcher = %d.watcher, "dialog cap reached: oldest dialog evicted");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The per-owner cap: scans that owner's dialogs (at most `per_owner` of them).
     fn evict_oldest(&self, keys: impl Iterator<Item = DialogKey>) {
         let mut best: Option<(bool, u64, DialogKey)> = None;
         for k in keys {
@@ -372,6 +436,42 @@ mod tests {
         assert!(t.with(&key(1), |_| ()).is_none());
         assert_eq!(t.keys_of(&Aor::parse("a@example.com").unwrap()), vec![]);
         assert_eq!(t.evicted(), 1);
+    }
+
+    #[test]
+    fn global_cap_skips_a_removed_dialog_and_a_reused_key() {
+        let t = DialogTable::new(Caps {
+            per_owner: 10,
+            global: 3,
+        });
+        t.insert(key(1), dialog("a@example.com", 1, true));
+        t.insert(key(2), dialog("b@example.com", 2, true));
+        t.insert(key(3), dialog("c@example.com", 3, true));
+        // Key 1 ends and is reused by a newer dialog; key 2 ends for good.
+        t.remove(&key(1));
+        t.insert(key(1), dialog("a@example.com", 4, true));
+        t.remove(&key(2));
+        t.insert(key(5), dialog("e@example.com", 5, true));
+        t.insert(key(6), dialog("f@example.com", 6, true));
+        // The oldest live dialog was 3, not the first-queued entries of 1 or 2.
+        assert!(t.with(&key(3), |_| ()).is_none());
+        for k in [1, 5, 6] {
+            assert!(t.with(&key(k), |_| ()).is_some(), "dialog {k} kept");
+        }
+        assert_eq!(t.evicted(), 1);
+    }
+
+    #[test]
+    fn global_cap_evicts_a_pending_dialog_before_older_confirmed_ones() {
+        let t = DialogTable::new(Caps {
+            per_owner: 10,
+            global: 2,
+        });
+        t.insert(key(1), dialog("a@example.com", 1, true));
+        t.insert(key(2), dialog("b@example.com", 2, false));
+        t.insert(key(3), dialog("c@example.com", 3, true));
+        assert!(t.with(&key(2), |_| ()).is_none());
+        assert!(t.with(&key(1), |_| ()).is_some());
     }
 
     #[test]
