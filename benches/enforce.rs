@@ -14,49 +14,13 @@
 //! with other work (the development box runs 2 cores at load ~15) wall time mostly
 //! measures the scheduler; thread CPU time measures the code.
 
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::measurement::Measurement;
 use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
 use presence_proxy::pidf::{self, PIDF_CONTENT_TYPE};
-use std::time::Duration;
 
-/// Criterion measurement of the calling thread's CPU time
-/// (`CLOCK_THREAD_CPUTIME_ID`), reported like wall time.
-struct ThreadCpuTime;
-
-fn thread_cpu_now() -> Duration {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `t` is a valid, writable timespec; the clock id is a constant Linux
-    // supports. A failure leaves `t` zero, which only makes that sample read 0.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
-}
-
-impl Measurement for ThreadCpuTime {
-    type Intermediate = Duration;
-    type Value = Duration;
-    fn start(&self) -> Duration {
-        thread_cpu_now()
-    }
-    fn end(&self, start: Duration) -> Duration {
-        thread_cpu_now().saturating_sub(start)
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, v: &Duration) -> f64 {
-        v.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        // Values are nanoseconds, as for wall time, so its formatter applies.
-        WallTime.formatter()
-    }
-}
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+use cpu_time::ThreadCpuTime;
 
 /// One tuple as a softphone publishes it (RFC 3863 + RFC 4480 tuple extensions).
 fn tuple(i: usize) -> String {

@@ -99,16 +99,10 @@ fn loaded(dir: &std::path::Path, n: usize) -> SledStore {
     store
 }
 
-/// Thread CPU time, immune to other processes competing for the cores.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
+#[path = "support/cpu_time.rs"]
+#[allow(dead_code)] // this bench reads the clock directly, not through criterion
+mod cpu_time;
+use cpu_time::thread_cpu_now as thread_cpu;
 
 /// Peak RSS of `presence-proxy policy explain` run on `data`, in bytes.
 fn child_peak_rss(data: &std::path::Path) -> u64 {
