@@ -1023,6 +1023,11 @@ fn the_owners_own_subscribe_teaches_a_contact_within_the_limit() {
         "c-learn",
         3600,
     );
+    assert!(
+        r.p.learned_waiting(),
+        "queued, not written on the packet path"
+    );
+    r.p.apply_learned();
     let alice = r.store.user(&aor("alice@example.com")).unwrap();
     let c = alice
         .contacts
@@ -1049,6 +1054,7 @@ fn the_owners_own_subscribe_teaches_a_contact_within_the_limit() {
         3600,
     );
     assert_eq!(s.enforced.step, Step::Route);
+    r.p.apply_learned();
     let alice = r.store.user(&aor("alice@example.com")).unwrap();
     assert!(!alice.has_contact(&aor("erin@example.com")));
     assert_eq!(

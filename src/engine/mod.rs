@@ -190,6 +190,17 @@ impl Engine {
         self.presence.handle_timeout(now_ms, out);
     }
 
+    /// Writes the contacts learned since the last call (one store transaction and
+    /// flush); blocks on the store, so drivers call it off the packet path.
+    pub fn apply_learned(&self) {
+        self.presence.apply_learned();
+    }
+
+    /// Whether [`Engine::apply_learned`] has work.
+    pub fn learned_waiting(&self) -> bool {
+        self.presence.learned_waiting()
+    }
+
     /// A decision may have changed for `owner` (everyone when `None`): the driver
     /// calls this for each store event, and live dialogs get NOTIFYs at once.
     pub fn policy_changed(

@@ -28,7 +28,11 @@ pub trait Handler {
 
 impl Handler for crate::engine::Engine {
     fn handle(&mut self, now_ms: u64, received: Received, out: &mut Vec<Transmit>) -> Outcome {
-        crate::engine::Engine::handle(self, now_ms, received, out)
+        let outcome = crate::engine::Engine::handle(self, now_ms, received, out);
+        // Offline there is no packet path to protect: learned contacts are written
+        // at once, so what follows in the capture sees them as a live proxy would.
+        self.apply_learned();
+        outcome
     }
 
     fn poll_timeout(&self) -> Option<u64> {

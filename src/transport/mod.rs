@@ -172,6 +172,7 @@ impl Driver {
             tasks.spawn(tcp::accept_loop(shared.clone(), l));
         }
         tasks.spawn(timer_loop(shared.clone()));
+        tasks.spawn(learn_loop(shared.clone()));
         tasks.spawn(policy_loop(shared));
         Driver { tasks, stop, local }
     }
@@ -219,6 +220,32 @@ async fn policy_loop(shared: Arc<Shared>) {
             .engine
             .policy_changed(now_ms(), owner.as_ref(), &mut out);
         shared.dispatch(&mut out, &mut outbox).await;
+    }
+}
+
+/// How often queued learned contacts are written: one store transaction and flush
+/// for everything learned in that time.
+const LEARN_TICK: Duration = Duration::from_millis(100);
+
+/// Writes learned contacts on a blocking thread, never on the packet path
+/// (`engine::presence::learn`); what is queued at shutdown is written before the
+/// loop ends.
+async fn learn_loop(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        let stopping = tokio::select! {
+            _ = shutdown.changed() => true,
+            _ = tokio::time::sleep(LEARN_TICK) => false,
+        };
+        if shared.engine.learned_waiting() {
+            let engine = shared.engine.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || engine.apply_learned()).await {
+                tracing::warn!(error = %e, "writing learned contacts failed");
+            }
+        }
+        if stopping {
+            return;
+        }
     }
 }
 

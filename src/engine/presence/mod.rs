@@ -14,6 +14,7 @@ mod counters;
 pub mod cseq;
 pub mod dialogs;
 pub mod identity;
+mod learn;
 mod message;
 mod notify;
 mod originate;
@@ -164,6 +165,8 @@ pub struct Presence {
     /// CSeq → when), so the leg back down from the upstream is not judged again.
     judged: DashMap<(Bytes, u32), u64, ahash::RandomState>,
     next_pending_check: AtomicU64,
+    /// Learned contacts waiting to be written off the packet path.
+    learn: learn::LearnQueue,
     counters: Counters,
 }
 
@@ -216,6 +219,7 @@ impl Presence {
             paced: Mutex::new(BTreeSet::new()),
             judged: DashMap::default(),
             next_pending_check: AtomicU64::new(0),
+            learn: learn::LearnQueue::default(),
             counters: Counters::default(),
             cfg,
             store,

@@ -4,9 +4,9 @@
 //! (DESIGN.md "SUBSCRIBE with `Event: presence`", "Learned contacts").
 
 use super::dialogs::{Dialog, DialogKey, Peer};
-use super::{bump, target_of, Enforced, Presence, TRANSACTION_MS};
+use super::{target_of, Enforced, Presence, TRANSACTION_MS};
 use crate::engine::{Direction, Received, Transmit};
-use crate::policy::{Change, Decision, PendingHow};
+use crate::policy::{Decision, PendingHow};
 use crate::sip::Message;
 
 use super::coalesce::Pacer;
@@ -150,24 +150,7 @@ impl Presence {
         if policy.has_contact(owner) {
             return;
         }
-        let change = Change::AddContact {
-            owner: watcher.clone(),
-            contact: owner.clone(),
-            name: None,
-            learned: true,
-        };
-        match self.store.apply(change) {
-            Ok(()) => {
-                bump(&self.counters.contacts_learned);
-                tracing::info!(owner = %watcher, contact = %owner, "contact learned from the owner's SUBSCRIBE");
-            }
-            Err(err) => {
-                // Over the contact limit, admin-blocked ...: the phone's SUBSCRIBE is
-                // not the place to report it.
-                bump(&self.counters.contacts_not_learned);
-                tracing::info!(owner = %watcher, contact = %owner, %err, "contact not learned");
-            }
-        }
+        self.learn_later(watcher, owner);
     }
 }
 
