@@ -31,6 +31,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 MEMSUBS=100000
+BUSY=${PP_BUSY_POLL_US:-0}   # sip.busy_poll_us of the proxy under test
 # Ports of this benchmark only (loopback).
 KPORT=35060; PPORT=35070; SPORT=35080; WPORT=35061; HPORT=35090
 TMO=2000; SATWIN=200
@@ -80,7 +81,8 @@ start() {   # start KIND → PID, TARGET
       done ;;
     presence-proxy)
       rm -rf "$W/ppdata"; cp -a "$W/ppdata-template" "$W/ppdata"
-      taskset -c 0 "$PP" --listen 127.0.0.1:$PPORT --upstream udp:127.0.0.1:$SPORT --data "$W/ppdata" --http 127.0.0.1:$HPORT \
+      printf '[sip]\nbusy_poll_us = %s\n' "$BUSY" > "$W/pp.toml"
+      taskset -c 0 "$PP" --config "$W/pp.toml" --listen 127.0.0.1:$PPORT --upstream udp:127.0.0.1:$SPORT --data "$W/ppdata" --http 127.0.0.1:$HPORT \
         --trust-from > "$W/pp.log" 2>&1 &
       PID=$!; TARGET=127.0.0.1:$PPORT
       for _ in $(seq 1 150); do port_up $PPORT && break; sleep 0.2; done ;;
@@ -110,13 +112,13 @@ for r in $(seq 1 "$ROUNDS"); do
       tflag=""; [ $tr = tcp ] && tflag=--tcp
       load "$kind" sat "$r" --target "$TARGET" $tflag --pid "$PID" --window $SATWIN --count 5000000 --duration-s "$SECS"
       sat=$(last flows_per_s); rate=$(awk -v s="$sat" 'BEGIN { r = s / 2; if (r < 100) r = 100; printf "%d", r }')
-      load "$kind" lat "$r" --target "$TARGET" $tflag --pid "$PID" --rate "$rate" --window 100000 \
+      load "$kind" lat "$r" --target "$TARGET" $tflag --pid "$PID" --rate "$rate" --window 100000 --spin \
         --count $((rate * SECS)) --duration-s "$SECS"
       [ $tr = udp ] && urate=$rate
     done
     cleanup
     # the same offered rate without a proxy: the path the proxy's latency is added to
-    load direct "base-$kind" "$r" --direct --rate "$urate" --window 100000 --count $((urate * SECS)) --duration-s "$SECS"
+    load direct "base-$kind" "$r" --direct --rate "$urate" --window 100000 --spin --count $((urate * SECS)) --duration-s "$SECS"
   done
 done
 

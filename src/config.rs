@@ -56,6 +56,10 @@ pub struct SipConfig {
     /// Record-Route dialog-creating INVITEs too (SUBSCRIBEs always are), so BYE
     /// and re-INVITE pass through the proxy.
     pub record_route_invite: bool,
+    /// Microseconds the proxy keeps polling its sockets after traffic instead of
+    /// sleeping (0: off). Lowers latency on virtual machines, where a sleeping
+    /// vCPU wakes slowly, at the price of a spinning core while traffic flows.
+    pub busy_poll_us: u64,
     pub limits: LimitsConfig,
 }
 
@@ -70,6 +74,7 @@ impl Default for SipConfig {
             trust_from: false,
             message_block_status: 480,
             record_route_invite: false,
+            busy_poll_us: 0,
             limits: LimitsConfig::default(),
         }
     }
@@ -370,6 +375,12 @@ impl Config {
                 ),
             ));
         }
+        if sip.busy_poll_us > 1_000_000 {
+            return Err(ConfigError::invalid(
+                "sip.busy_poll_us",
+                "must be 0 (off) ..= 1000000 microseconds",
+            ));
+        }
         let l = &sip.limits;
         if !(512..=65_535).contains(&l.max_message) {
             return Err(ConfigError::invalid(
@@ -538,6 +549,7 @@ mod tests {
                 "sip.message_block_status",
             ),
             ("[sip]\ntrusted_peers = [\"pbx\"]\n", "sip.trusted_peers[0]"),
+            ("[sip]\nbusy_poll_us = 2000000\n", "sip.busy_poll_us"),
             (
                 "[sip.limits]\nmax_message = 100000\n",
                 "sip.limits.max_message",

@@ -43,6 +43,8 @@ pub struct Config {
     pub check: bool,
     pub users: u64,
     pub first_flow: u64,
+    /// Poll without ever sleeping (see `--spin`).
+    pub spin: bool,
 }
 
 fn local_v4(s: &UdpSocket) -> anyhow::Result<SocketAddrV4> {
@@ -260,7 +262,7 @@ impl Runner {
                     revents: 0,
                 });
             }
-            let wait = if busy {
+            let wait = if busy || self.cfg.spin {
                 0
             } else {
                 let until_sweep = (last_sweep + 2_000_000).saturating_sub(now);

@@ -89,6 +89,10 @@ struct RunArgs {
     duration_s: f64,
     #[arg(long, default_value_t = 2000)]
     timeout_ms: u64,
+    /// Never sleep between polls: keeps the harness's vCPU awake, so its own
+    /// wake-up latency does not blur the latency it measures (latency runs).
+    #[arg(long)]
+    spin: bool,
     /// Do not check open/closed bodies (direct runs always skip it).
     #[arg(long)]
     no_check: bool,
@@ -194,6 +198,7 @@ fn run(a: RunArgs) -> anyhow::Result<serde_json::Value> {
         check: !a.direct && !a.no_check,
         users: a.users,
         first_flow: a.first_flow,
+        spin: a.spin,
     };
     let micros = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -255,6 +260,7 @@ fn selftest() -> anyhow::Result<()> {
         count: 2000,
         duration_s: 10.0,
         timeout_ms: 2000,
+        spin: false,
         no_check: true,
         users: 1000,
         first_flow: 0,

@@ -188,6 +188,7 @@ async fn run(config: Config) -> Result<(), Fail> {
             max_message: limits.max_message,
             max_connections: limits.max_connections,
             tcp_idle_timeout: Duration::from_secs(limits.tcp_idle_timeout_s),
+            busy_poll: Duration::from_micros(config.sip.busy_poll_us),
         },
     );
 

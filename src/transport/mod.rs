@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 use crate::engine::{ConnId, DropReason, Engine, Transmit, Transport};
 
 mod bind;
+mod busy_poll;
 mod mmsg;
 mod tcp;
 mod udp;
@@ -46,6 +47,9 @@ pub struct DriverConfig {
     pub max_message: usize,
     pub max_connections: usize,
     pub tcp_idle_timeout: Duration,
+    /// How long the runtime keeps polling after traffic instead of sleeping
+    /// (`sip.busy_poll_us`; zero: never spins). See [`busy_poll`].
+    pub busy_poll: Duration,
 }
 
 impl Default for DriverConfig {
@@ -54,6 +58,7 @@ impl Default for DriverConfig {
             max_message: 65_535,
             max_connections: 4_096,
             tcp_idle_timeout: Duration::from_secs(600),
+            busy_poll: Duration::ZERO,
         }
     }
 }
@@ -71,9 +76,17 @@ pub(crate) struct Shared {
     by_remote: DashMap<SocketAddr, ConnId, ahash::RandomState>,
     next_conn: AtomicU64,
     shutdown: watch::Receiver<bool>,
+    busy_poll: Option<busy_poll::BusyPoll>,
 }
 
 impl Shared {
+    /// A receive path got traffic (see [`busy_poll`]).
+    fn touch(&self) {
+        if let Some(b) = &self.busy_poll {
+            b.touch();
+        }
+    }
+
     fn register(&self, remote: SocketAddr) -> (ConnId, mpsc::Receiver<Bytes>) {
         let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(tcp::QUEUE);
@@ -153,7 +166,6 @@ impl Driver {
         };
         let shared = Arc::new(Shared {
             engine,
-            cfg,
             udp_v4: of_family(true),
             udp_v6: of_family(false),
             conns: DashMap::default(),
@@ -162,6 +174,8 @@ impl Driver {
             // random start keeps a response that outlived a restart from
             // matching a new connection.
             next_conn: AtomicU64::new(rand::random::<u64>() >> 16),
+            busy_poll: busy_poll::BusyPoll::new(cfg.busy_poll),
+            cfg,
             shutdown,
         });
         let mut tasks = JoinSet::new();
@@ -173,6 +187,14 @@ impl Driver {
         }
         tasks.spawn(timer_loop(shared.clone()));
         tasks.spawn(learn_loop(shared.clone()));
+        if shared.busy_poll.is_some() {
+            let shared = shared.clone();
+            tasks.spawn(async move {
+                if let Some(b) = &shared.busy_poll {
+                    b.run(shared.shutdown.clone()).await;
+                }
+            });
+        }
         tasks.spawn(policy_loop(shared));
         Driver { tasks, stop, local }
     }

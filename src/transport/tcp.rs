@@ -141,6 +141,7 @@ async fn run_connection(
                 }
             },
         };
+        shared.touch();
         framer.push(&buf[..n]);
         loop {
             match framer.next() {

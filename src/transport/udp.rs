@@ -54,6 +54,7 @@ pub async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: So
                     continue;
                 }
             };
+            shared.touch();
             let now = now_ms();
             for i in 0..n {
                 let Some((datagram, source)) = batch.get(i) else {
