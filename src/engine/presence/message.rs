@@ -26,8 +26,7 @@ impl Presence {
             .zip(msg.cseq())
             .map(|(c, (n, _))| (Bytes::copy_from_slice(c), n));
         // The leg back down from the upstream of a MESSAGE judged on its way up.
-        if direction == Direction::Upstream
-            && key.as_ref().is_some_and(|k| self.judged.contains_key(k))
+        if direction == Direction::Upstream && key.as_ref().is_some_and(|k| self.judged.contains(k))
         {
             return Enforced::route();
         }
@@ -43,7 +42,7 @@ impl Presence {
         match verdict.decision {
             Decision::Allow => {
                 if let Some(k) = key {
-                    self.judged.insert(k, now_ms);
+                    self.judged.insert(k);
                 }
                 about(Enforced::route())
             }

@@ -14,6 +14,7 @@ mod counters;
 pub mod cseq;
 pub mod dialogs;
 pub mod identity;
+mod judged;
 mod learn;
 mod message;
 mod notify;
@@ -31,7 +32,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use dashmap::DashMap;
 
 pub use self::counters::Counters;
 use self::dialogs::{Caps, DialogKey, DialogTable};
@@ -163,7 +163,7 @@ pub struct Presence {
     paced: Mutex<BTreeSet<(u64, DialogKey)>>,
     /// MESSAGE transactions already judged on their way from the sender (Call-ID,
     /// CSeq → when), so the leg back down from the upstream is not judged again.
-    judged: DashMap<(Bytes, u32), u64, ahash::RandomState>,
+    judged: judged::Judged,
     next_pending_check: AtomicU64,
     /// Learned contacts waiting to be written off the packet path.
     learn: learn::LearnQueue,
@@ -217,7 +217,7 @@ impl Presence {
             originated: Originated::default(),
             winfo: WinfoSubs::default(),
             paced: Mutex::new(BTreeSet::new()),
-            judged: DashMap::default(),
+            judged: judged::Judged::default(),
             next_pending_check: AtomicU64::new(0),
             learn: learn::LearnQueue::default(),
             counters: Counters::default(),
@@ -489,10 +489,7 @@ impl Presence {
                 .store(now_ms + self.cfg.pending_check_ms, Ordering::Relaxed);
             self.pending_timeouts(now_ms, out);
         }
-        if self.judged.len() > 1_000 {
-            self.judged
-                .retain(|_, t| now_ms.saturating_sub(*t) < TRANSACTION_MS);
-        }
+        self.judged.expire(now_ms, TRANSACTION_MS);
     }
 
     /// A TCP connection closed: the registration it carried proves nothing now.
