@@ -12,7 +12,7 @@
 //! namespace names a caller cares about are passed in as `known`, so resolution
 //! compares against them instead of storing strings.
 
-use super::fastscan::{shallow_marks, Mark};
+use super::fastscan::{shallow_marks_with, Classify, Mark, Native};
 use super::{PidfError, MAX_DEPTH};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
@@ -143,10 +143,21 @@ pub(crate) fn scan<'i>(
     text: &'i str,
     known: &[&str],
     resolve_depth: usize,
+    visit: impl FnMut(&Element<'_, 'i>) -> Result<(), PidfError>,
+) -> Result<(), PidfError> {
+    scan_with::<Native>(text, known, resolve_depth, visit)
+}
+
+/// [`scan`] with the quick pass classifying bytes with `C`.
+fn scan_with<'i, C: Classify>(
+    text: &'i str,
+    known: &[&str],
+    resolve_depth: usize,
     mut visit: impl FnMut(&Element<'_, 'i>) -> Result<(), PidfError>,
 ) -> Result<(), PidfError> {
-    let mut marks = Vec::new();
-    if shallow_marks(text, resolve_depth, &mut marks) {
+    // Root, children and their ends of a typical document without growing.
+    let mut marks = Vec::with_capacity(32);
+    if shallow_marks_with::<C>(text, resolve_depth, &mut marks) {
         return replay(text, known, &marks, &mut visit);
     }
     scan_impl(text, known, resolve_depth, false, &mut |node| match node {
@@ -155,7 +166,7 @@ pub(crate) fn scan<'i>(
     })
 }
 
-/// Resolves and visits the shallow elements [`shallow_marks`] found, as
+/// Resolves and visits the shallow elements [`shallow_marks_with`] found, as
 /// [`scan_impl`] does when it meets them.
 fn replay<'i>(
     text: &'i str,
@@ -510,9 +521,20 @@ mod tests {
         assert_eq!(count(&deep_empty), Err(PidfError::TooDeep));
     }
 
+    /// Which pass [`trace`] runs.
+    #[derive(Clone, Copy)]
+    enum Pass {
+        /// [`scan`]: the quick pass with this target's classifier, else quick-xml.
+        Native,
+        /// The same with the portable classifier.
+        Portable,
+        /// quick-xml alone.
+        QuickXml,
+    }
+
     /// Everything a scan reports: each shallow element with its namespace and its
     /// attributes as `attr` reads them, then the result (errors with their text).
-    fn trace(text: &str, quick_xml_only: bool) -> Vec<String> {
+    fn trace(text: &str, pass: Pass) -> Vec<String> {
         const KNOWN: &[&str] = &["urn:ietf:params:xml:ns:pidf", "urn:example:e"];
         let mut seen = Vec::new();
         let mut visit = |el: &Element<'_, '_>| {
@@ -529,13 +551,15 @@ mod tests {
             ));
             Ok(())
         };
-        let result = if quick_xml_only {
-            scan_impl(text, KNOWN, 2, false, &mut |node| match node {
+        let result = match pass {
+            Pass::QuickXml => scan_impl(text, KNOWN, 2, false, &mut |node| match node {
                 Node::Start(el) => visit(el),
                 _ => Ok(()),
-            })
-        } else {
-            scan(text, KNOWN, 2, &mut visit)
+            }),
+            Pass::Native => scan(text, KNOWN, 2, &mut visit),
+            Pass::Portable => {
+                scan_with::<crate::pidf::fastscan::Portable>(text, KNOWN, 2, &mut visit)
+            }
         };
         seen.push(format!("{result:?}"));
         seen
@@ -552,6 +576,13 @@ mod tests {
         "<p:presence xmlns:p='urn:ietf:params:xml:ns:pidf' entity='e'><p:tuple id='1'/><q:t xmlns:q='urn:example:e'/>\
          <![CDATA[<x>]]><!----><!-- a - b --></p:presence>",
     ];
+
+    /// The quick pass, with either classifier, reports what quick-xml reports.
+    fn agree(doc: &str, what: &dyn std::fmt::Display) {
+        let want = trace(doc, Pass::QuickXml);
+        assert_eq!(trace(doc, Pass::Native), want, "{what}: {doc}");
+        assert_eq!(trace(doc, Pass::Portable), want, "{what}: {doc}");
+    }
 
     /// The quick pass may only say yes where quick-xml does, and the scan must then
     /// visit the same elements and fail with the same error: checked on samples and
@@ -577,15 +608,22 @@ mod tests {
             }
         }
         for doc in &docs {
-            assert_eq!(trace(doc, false), trace(doc, true), "{doc}");
+            agree(doc, doc);
         }
     }
 
-    /// The same over the third-party documents of `../shared/xml/` and mutations of
-    /// them (truncated before and after each markup byte, or without it).
+    /// The same over the third-party documents of `../shared/xml/` and the sipp
+    /// scenarios of `../shared/sipp/` (XML too), and mutations of them (truncated
+    /// before and after each markup byte, or without it).
     #[test]
     fn fast_scan_agrees_with_quick_xml_on_shared_documents() {
-        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/xml"));
+        for sub in ["xml", "sipp"] {
+            agree_on_shared(sub);
+        }
+    }
+
+    fn agree_on_shared(sub: &str) {
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared")).join(sub);
         let mut stack = vec![dir.to_path_buf()];
         let mut files = 0;
         while let Some(d) = stack.pop() {
@@ -612,7 +650,7 @@ mod tests {
                         .into_iter()
                         .filter_map(|v| String::from_utf8(v).ok())
                     {
-                        assert_eq!(trace(&v, false), trace(&v, true), "{}: {v}", path.display());
+                        agree(&v, &path.display());
                     }
                 }
             }
@@ -624,16 +662,84 @@ mod tests {
         );
     }
 
+    /// Markup fragments the generated documents are made of: pieces of tags,
+    /// references good and bad, comments, declarations, and text.
+    const FRAGMENTS: &[&str] = &[
+        "<a>",
+        "</a>",
+        "<b x='1'>",
+        "</b >",
+        "<e:c/>",
+        "<a y=\"&amp;\" z='>'/>",
+        "<p:a>",
+        "text",
+        " ",
+        "\n",
+        "&lt;",
+        "&bogus;",
+        "&#65;",
+        "&",
+        "<",
+        ">",
+        "\"",
+        "'",
+        "/",
+        "=",
+        "<!-- c -->",
+        "<!--",
+        "-->",
+        "<?pi x?>",
+        "<?",
+        "<![CDATA[x]]>",
+        "<!DOCTYPE a>",
+        "é",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 2000,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Garbage and near-documents: the samples (some over several 64-byte blocks)
+        /// with fragments inserted and bytes removed anywhere, and strings of
+        /// fragments alone. Whatever the input, both classifiers report what
+        /// quick-xml reports.
+        #[test]
+        fn fast_scan_agrees_with_quick_xml_on_generated_documents(
+            sample in 0..SAMPLES.len() + 1,
+            edits in proptest::collection::vec(
+                (0usize..4096, 0..FRAGMENTS.len(), proptest::prelude::any::<bool>()),
+                0..6,
+            ),
+        ) {
+            let mut doc = SAMPLES.get(sample).copied().unwrap_or_default().to_owned();
+            for (at, frag, remove) in edits {
+                let mut at = if doc.is_empty() { 0 } else { at % (doc.len() + 1) };
+                while !doc.is_char_boundary(at) {
+                    at -= 1;
+                }
+                if remove && at < doc.len() {
+                    doc.remove(at);
+                } else {
+                    doc.insert_str(at, FRAGMENTS[frag]);
+                }
+            }
+            agree(&doc, &"generated");
+        }
+    }
+
     #[test]
     fn fast_scan_takes_the_common_shapes() {
         for doc in &SAMPLES[..2] {
             let mut marks = Vec::new();
-            assert!(shallow_marks(doc, 2, &mut marks), "{doc}");
-            assert!(matches!(trace(doc, false).last(), Some(r) if r == "Ok(())"));
+            assert!(shallow_marks_with::<Native>(doc, 2, &mut marks), "{doc}");
+            assert!(matches!(trace(doc, Pass::Native).last(), Some(r) if r == "Ok(())"));
         }
         let mut marks = Vec::new();
         assert!(
-            !shallow_marks(SAMPLES[2], 2, &mut marks),
+            !shallow_marks_with::<Native>(SAMPLES[2], 2, &mut marks),
             "CDATA goes to quick-xml"
         );
     }
