@@ -12,6 +12,7 @@
 //! namespace names a caller cares about are passed in as `known`, so resolution
 //! compares against them instead of storing strings.
 
+use super::attrs::Attrs;
 use super::fastscan::{shallow_marks_with, Classify, Mark, Native};
 use super::{PidfError, MAX_DEPTH};
 use quick_xml::events::{BytesStart, Event};
@@ -60,6 +61,15 @@ impl<'i> Element<'_, 'i> {
     /// prefix are in no namespace, Namespaces in XML §6.2).
     /// A value without references borrows from the document.
     pub fn attr(&self, name: &str) -> Result<Option<Cow<'i, str>>, PidfError> {
+        match content_after_name(self.input, self.start).and_then(|raw| attr_fast(raw, name)) {
+            Some(found) => Ok(found),
+            None => self.attr_quick_xml(name),
+        }
+    }
+
+    /// [`attr`](Self::attr) read by quick-xml, which decides (and names the error)
+    /// whenever [`attr_fast`] is not sure.
+    fn attr_quick_xml(&self, name: &str) -> Result<Option<Cow<'i, str>>, PidfError> {
         for a in self.start.attributes() {
             let a = a.map_err(|e| malformed(self.position, e))?;
             if a.key.as_ref() == name.as_bytes() {
@@ -220,6 +230,7 @@ pub(crate) fn scan_nodes(
 
 /// A namespace declaration in scope: declared on the element at `depth`, binding
 /// `prefix` (`None`: the default namespace) to `ns`.
+#[derive(Debug, PartialEq, Eq)]
 struct Binding<'i> {
     depth: usize,
     prefix: Option<&'i [u8]>,
@@ -342,7 +353,7 @@ fn start_element<'i>(
     pos: u64,
     visit: &mut dyn FnMut(Node<'_, 'i>) -> Result<(), PidfError>,
 ) -> Result<(), PidfError> {
-    declare(text.as_bytes(), e, depth, known, scope, pos)?;
+    declare(text, e, depth, known, scope, pos)?;
     let name = e.name();
     let (local, prefix) = name.decompose();
     let ns = match prefix {
@@ -379,9 +390,102 @@ fn start_element<'i>(
     }))
 }
 
+/// Most attributes a tag may have for the quick readers below; more go to quick-xml.
+const QUICK_ATTRS: usize = 16;
+
+/// What follows the name in a start tag, as a slice of the document (quick-xml
+/// borrows tags from a `&str` input, and the quick pass builds them from it).
+fn content_after_name<'i>(text: &'i str, e: &BytesStart<'_>) -> Option<&'i str> {
+    let raw = reborrow(text.as_bytes(), e.attributes_raw())?;
+    let start = raw.as_ptr() as usize - text.as_ptr() as usize;
+    text.get(start..start + raw.len())
+}
+
+/// [`Element::attr`] over [`Attrs`]: `None` when quick-xml must decide (a syntax
+/// error, a repeated key before `name`, a bad reference, too many attributes).
+fn attr_fast<'i>(raw: &'i str, name: &str) -> Option<Option<Cow<'i, str>>> {
+    let mut keys = [""; QUICK_ATTRS];
+    for (n, a) in Attrs::new(raw).enumerate() {
+        let (key, value) = a?;
+        if n >= QUICK_ATTRS || keys[..n].contains(&key) {
+            return None;
+        }
+        keys[n] = key;
+        if key == name {
+            return quick_xml::escape::unescape(value).ok().map(Some);
+        }
+    }
+    Some(None)
+}
+
 /// Checks the attributes of a shallow element (syntax, duplicates, references) and
 /// pushes its namespace declarations onto `scope`.
 fn declare<'i>(
+    text: &'i str,
+    e: &BytesStart<'_>,
+    depth: usize,
+    known: &[&str],
+    scope: &mut Vec<Binding<'i>>,
+    pos: u64,
+) -> Result<(), PidfError> {
+    let before = scope.len();
+    if let Some(raw) = content_after_name(text, e) {
+        if declare_fast(raw, depth, known, scope) {
+            return Ok(());
+        }
+        scope.truncate(before);
+    }
+    declare_quick_xml(text.as_bytes(), e, depth, known, scope, pos)
+}
+
+/// [`declare`] over [`Attrs`]: `false` when quick-xml must decide (and name the
+/// error), for the same reasons as [`attr_fast`] or an empty prefixed namespace.
+fn declare_fast<'i>(
+    raw: &'i str,
+    depth: usize,
+    known: &[&str],
+    scope: &mut Vec<Binding<'i>>,
+) -> bool {
+    let mut keys = [""; QUICK_ATTRS];
+    for (n, a) in Attrs::new(raw).enumerate() {
+        let Some((key, value)) = a else {
+            return false;
+        };
+        if n >= QUICK_ATTRS || keys[..n].contains(&key) {
+            return false;
+        }
+        keys[n] = key;
+        let prefix = if key == "xmlns" {
+            None
+        } else if let Some(p) = key.strip_prefix("xmlns:") {
+            Some(p.as_bytes())
+        } else {
+            if value.contains('&') && quick_xml::escape::unescape(value).is_err() {
+                return false;
+            }
+            continue;
+        };
+        let Ok(value) = quick_xml::escape::unescape(value) else {
+            return false;
+        };
+        let ns = if value.is_empty() {
+            if prefix.is_some() {
+                return false;
+            }
+            Ns::None
+        } else {
+            known
+                .iter()
+                .position(|k| *k == value)
+                .map_or(Ns::Other, Ns::Known)
+        };
+        scope.push(Binding { depth, prefix, ns });
+    }
+    true
+}
+
+/// [`declare`] read by quick-xml.
+fn declare_quick_xml<'i>(
     text: &'i [u8],
     e: &BytesStart<'_>,
     depth: usize,
@@ -727,6 +831,49 @@ mod tests {
                 }
             }
             agree(&doc, &"generated");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 4000,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// The quick attribute readers answer what the quick-xml ones answer, errors
+        /// included, on generated tags: namespace declarations good and bad, repeated
+        /// keys, references, broken syntax.
+        #[test]
+        fn attribute_readers_agree_with_quick_xml(
+            raw in r#"( |\t|=|a|b|x|xmlns|xmlns:a|:|"|'|="v"|='w'|="urn:example:e"|=""|="&amp;"|="&bad;"|<|>|é){0,20}"#,
+        ) {
+            const KNOWN: &[&str] = &["urn:ietf:params:xml:ns:pidf", "urn:example:e"];
+            let text = format!("t{raw}");
+            let start = BytesStart::from_content(text.as_str(), 1);
+            let el = Element {
+                depth: 0,
+                ns: Ns::None,
+                local: b"t",
+                start: &start,
+                input: &text,
+                known: KNOWN,
+                position: 0,
+            };
+            for name in ["a", "b", "x", "xmlns", "xmlns:a"] {
+                proptest::prop_assert_eq!(
+                    format!("{:?}", el.attr(name)),
+                    format!("{:?}", el.attr_quick_xml(name)),
+                    "{}", name
+                );
+            }
+            let (mut fast, mut slow) = (Vec::new(), Vec::new());
+            let fast_result = declare(&text, &start, 1, KNOWN, &mut fast, 0);
+            let slow_result = declare_quick_xml(text.as_bytes(), &start, 1, KNOWN, &mut slow, 0);
+            proptest::prop_assert_eq!(format!("{fast_result:?}"), format!("{slow_result:?}"));
+            if slow_result.is_ok() {
+                proptest::prop_assert_eq!(fast, slow);
+            }
         }
     }
 
