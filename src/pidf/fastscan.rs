@@ -222,6 +222,22 @@ pub(crate) type Native = Sse2;
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 pub(crate) type Native = Portable;
 
+/// The structural bytes of the 64-byte block of `b` at `base`, the last block padded
+/// with NULs (not structural). A function of values, not of the cursor, so the cursor
+/// stays in registers.
+#[inline(never)]
+fn classify_block<C: Classify>(b: &[u8], base: usize) -> u64 {
+    match b.get(base..base + 64) {
+        Some(block) => <&[u8; 64]>::try_from(block).map_or(0, C::structural),
+        None => {
+            let mut pad = [0u8; 64];
+            let tail = b.get(base..).unwrap_or_default();
+            pad[..tail.len()].copy_from_slice(tail);
+            C::structural(&pad)
+        }
+    }
+}
+
 /// Hands out the structural bytes of a document in order, classifying one 64-byte
 /// block at a time; a jump (past a comment, say) classifies only the block landed in.
 struct Cursor<'a, C> {
@@ -234,6 +250,7 @@ struct Cursor<'a, C> {
 }
 
 impl<'a, C: Classify> Cursor<'a, C> {
+    #[inline(always)]
     fn new(b: &'a [u8]) -> Self {
         let mut cur = Cursor {
             b,
@@ -246,17 +263,9 @@ impl<'a, C: Classify> Cursor<'a, C> {
     }
 
     /// Classifies the block at `base`.
+    #[inline(always)]
     fn load(&mut self) {
-        self.mask = match self.b.get(self.base..self.base + 64) {
-            Some(block) => <&[u8; 64]>::try_from(block).map_or(0, C::structural),
-            None => {
-                // The last, short block, padded with NULs (not structural).
-                let mut pad = [0u8; 64];
-                let tail = self.b.get(self.base..).unwrap_or_default();
-                pad[..tail.len()].copy_from_slice(tail);
-                C::structural(&pad)
-            }
-        };
+        self.mask = classify_block::<C>(self.b, self.base);
     }
 
     /// The next structural byte, or the end of the document.
@@ -275,6 +284,7 @@ impl<'a, C: Classify> Cursor<'a, C> {
     }
 
     /// Forgets the structural bytes before `from`, which is past every byte handed out.
+    #[inline(always)]
     fn skip_to(&mut self, from: usize) {
         if from >= self.base + 64 {
             if from >= self.b.len() {
@@ -317,8 +327,36 @@ fn name_end<C: Classify>(b: &[u8], mut from: usize, stop: usize) -> usize {
     stop
 }
 
+/// `a == b` for two tag names of the same length, inline: names are a few bytes
+/// long, too short to repay a call to `memcmp` for every end tag.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let word = |s: &[u8], at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_ne_bytes(w)
+    };
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    // Whole words, then the last eight bytes (overlapping the previous word).
+    let mut at = 0;
+    while at + 8 <= n {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
+}
+
 /// The `>` ending a tag, from the structural byte `at` on, outside quoted attribute
 /// values (quick-xml's `ElementParser`: only quotes and `>` matter in a tag).
+#[inline(always)]
 fn tag_end<C: Classify>(cur: &mut Cursor<'_, C>, mut at: usize) -> Option<usize> {
     let b = cur.b;
     loop {
@@ -392,7 +430,7 @@ pub(crate) fn shallow_marks_with<C: Classify>(
                 let after = lt + 2 + len;
                 if b.get(gt) != Some(&b'>')
                     || after > gt
-                    || b[lt + 2..after] != b[start..start + len]
+                    || !same(&b[lt + 2..after], &b[start..start + len])
                     || !b[after..gt].iter().all(|&c| is_space(c))
                 {
                     return false;

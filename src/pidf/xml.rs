@@ -391,7 +391,17 @@ fn start_element<'i>(
 }
 
 /// Most attributes a tag may have for the quick readers below; more go to quick-xml.
-const QUICK_ATTRS: usize = 16;
+const QUICK_ATTRS: usize = 8;
+
+/// `value` with its references replaced, as quick-xml's `unescape_value`: borrowed
+/// when it has none (checked inline, cheaper than the search `unescape` starts with).
+fn unescape(value: &str) -> Result<Cow<'_, str>, quick_xml::escape::EscapeError> {
+    if value.bytes().any(|c| c == b'&') {
+        quick_xml::escape::unescape(value)
+    } else {
+        Ok(Cow::Borrowed(value))
+    }
+}
 
 /// What follows the name in a start tag, as a slice of the document (quick-xml
 /// borrows tags from a `&str` input, and the quick pass builds them from it).
@@ -412,7 +422,7 @@ fn attr_fast<'i>(raw: &'i str, name: &str) -> Option<Option<Cow<'i, str>>> {
         }
         keys[n] = key;
         if key == name {
-            return quick_xml::escape::unescape(value).ok().map(Some);
+            return unescape(value).ok().map(Some);
         }
     }
     Some(None)
@@ -460,12 +470,12 @@ fn declare_fast<'i>(
         } else if let Some(p) = key.strip_prefix("xmlns:") {
             Some(p.as_bytes())
         } else {
-            if value.contains('&') && quick_xml::escape::unescape(value).is_err() {
+            if unescape(value).is_err() {
                 return false;
             }
             continue;
         };
-        let Ok(value) = quick_xml::escape::unescape(value) else {
+        let Ok(value) = unescape(value) else {
             return false;
         };
         let ns = if value.is_empty() {
