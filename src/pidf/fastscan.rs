@@ -404,10 +404,10 @@ pub(crate) fn shallow_marks_with<C: Classify>(
             amp |= b[lt] == b'&';
             lt = cur.pop();
         }
-        if lt > i {
+        if lt > i && (depth == 0 || amp) {
             let ok = match text.get(i..lt) {
                 Some(seg) if depth == 0 => seg.bytes().all(|c| c.is_ascii_whitespace()),
-                Some(seg) => !amp || quick_xml::escape::unescape(seg).is_ok(),
+                Some(seg) => quick_xml::escape::unescape(seg).is_ok(),
                 None => false,
             };
             if !ok {
