@@ -363,7 +363,8 @@ fn start_element<'i>(
     pos: u64,
     visit: &mut dyn FnMut(Node<'_, 'i>) -> Result<(), PidfError>,
 ) -> Result<(), PidfError> {
-    let split = declare(text, e, depth, known, scope, pos)?;
+    let mut attrs = [("", ""); QUICK_ATTRS];
+    let split = declare(text, e, depth, known, scope, pos, &mut attrs)?;
     let name = e.name();
     let (local, prefix) = name.decompose();
     let ns = match prefix {
@@ -394,7 +395,7 @@ fn start_element<'i>(
         ns,
         local: local.into_inner(),
         start: e,
-        attrs: split.as_ref().map(|(attrs, n)| &attrs[..*n]),
+        attrs: split.map(|n| &attrs[..n]),
         input: text,
         known,
         position: pos,
@@ -422,10 +423,10 @@ fn content_after_name<'i>(text: &'i str, e: &BytesStart<'_>) -> Option<&'i str> 
     text.get(start..start + raw.len())
 }
 
-/// The attributes of a tag as [`Attrs`] splits them, with no key twice: `None` when
-/// quick-xml must decide (a syntax error, a repeated key, too many attributes).
-fn split(raw: &str) -> Option<Split<'_>> {
-    let mut attrs = [("", ""); QUICK_ATTRS];
+/// Splits the attributes of a tag into `attrs` as [`Attrs`] splits them, with no key
+/// twice, and says how many there are: `None` when quick-xml must decide (a syntax
+/// error, a repeated key, too many attributes).
+fn split<'i>(raw: &'i str, attrs: &mut [(&'i str, &'i str); QUICK_ATTRS]) -> Option<usize> {
     let mut n = 0;
     for a in Attrs::new(raw) {
         let (key, value) = a?;
@@ -435,15 +436,13 @@ fn split(raw: &str) -> Option<Split<'_>> {
         attrs[n] = (key, value);
         n += 1;
     }
-    Some((attrs, n))
+    Some(n)
 }
 
-/// A tag's attributes as [`split`] returns them: the first `.1` pairs of `.0`.
-type Split<'i> = ([(&'i str, &'i str); QUICK_ATTRS], usize);
-
 /// Checks the attributes of a shallow element (syntax, duplicates, references) and
-/// pushes its namespace declarations onto `scope`. Returns them split when the quick
-/// readers could, so [`Element::attr`] need not read them again.
+/// pushes its namespace declarations onto `scope`. When the quick readers could, the
+/// attributes are left split in the first `n` entries of `attrs` and `Some(n)` is
+/// returned, so [`Element::attr`] need not read them again.
 fn declare<'i>(
     text: &'i str,
     e: &BytesStart<'_>,
@@ -451,11 +450,12 @@ fn declare<'i>(
     known: &[&str],
     scope: &mut Vec<Binding<'i>>,
     pos: u64,
-) -> Result<Option<Split<'i>>, PidfError> {
+    attrs: &mut [(&'i str, &'i str); QUICK_ATTRS],
+) -> Result<Option<usize>, PidfError> {
     let before = scope.len();
-    if let Some(split) = content_after_name(text, e).and_then(split) {
-        if declare_fast(&split.0[..split.1], depth, known, scope) {
-            return Ok(Some(split));
+    if let Some(n) = content_after_name(text, e).and_then(|raw| split(raw, attrs)) {
+        if declare_fast(&attrs[..n], depth, known, scope) {
+            return Ok(Some(n));
         }
         scope.truncate(before);
     }
@@ -869,7 +869,8 @@ mod tests {
             let text = format!("t{raw}");
             let start = BytesStart::from_content(text.as_str(), 1);
             let (mut fast, mut slow) = (Vec::new(), Vec::new());
-            let fast_result = declare(&text, &start, 1, KNOWN, &mut fast, 0);
+            let mut attrs = [("", ""); QUICK_ATTRS];
+            let fast_result = declare(&text, &start, 1, KNOWN, &mut fast, 0, &mut attrs);
             let slow_result = declare_quick_xml(text.as_bytes(), &start, 1, KNOWN, &mut slow, 0);
             proptest::prop_assert_eq!(
                 format!("{:?}", fast_result.as_ref().map(|_| ())),
@@ -886,7 +887,7 @@ mod tests {
                 ns: Ns::None,
                 local: b"t",
                 start: &start,
-                attrs: split.as_ref().map(|(attrs, n)| &attrs[..*n]),
+                attrs: split.map(|n| &attrs[..n]),
                 input: &text,
                 known: KNOWN,
                 position: 0,
