@@ -42,6 +42,7 @@
 //! assert_eq!(replaced, pidf::offline_document("sip:alice@example.com"));
 //! ```
 
+mod attrs;
 mod charset;
 mod fastscan;
 mod media;

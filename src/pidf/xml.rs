@@ -12,7 +12,8 @@
 //! namespace names a caller cares about are passed in as `known`, so resolution
 //! compares against them instead of storing strings.
 
-use super::fastscan::{shallow_marks, Mark};
+use super::attrs::Attrs;
+use super::fastscan::{shallow_marks_with, Classify, Mark, Native};
 use super::{PidfError, MAX_DEPTH};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
@@ -37,6 +38,9 @@ pub(crate) struct Element<'a, 'i> {
     /// The local part of its name.
     pub local: &'a [u8],
     pub start: &'a BytesStart<'i>,
+    /// Its attributes as [`declare`] split and checked them, when it did (else
+    /// quick-xml reads them).
+    attrs: Option<&'a [(&'i str, &'i str)]>,
     /// The whole document, so attribute values without references can be lent out
     /// for as long as the document lives.
     input: &'i str,
@@ -60,6 +64,22 @@ impl<'i> Element<'_, 'i> {
     /// prefix are in no namespace, Namespaces in XML §6.2).
     /// A value without references borrows from the document.
     pub fn attr(&self, name: &str) -> Result<Option<Cow<'i, str>>, PidfError> {
+        if let Some(attrs) = self.attrs {
+            match attrs.iter().find(|(key, _)| *key == name) {
+                None => return Ok(None),
+                Some((_, value)) => {
+                    if let Ok(value) = unescape(value) {
+                        return Ok(Some(value));
+                    }
+                }
+            }
+        }
+        self.attr_quick_xml(name)
+    }
+
+    /// [`attr`](Self::attr) read by quick-xml, which decides (and names the error)
+    /// whenever the split attributes are not there or not sure.
+    fn attr_quick_xml(&self, name: &str) -> Result<Option<Cow<'i, str>>, PidfError> {
         for a in self.start.attributes() {
             let a = a.map_err(|e| malformed(self.position, e))?;
             if a.key.as_ref() == name.as_bytes() {
@@ -143,10 +163,21 @@ pub(crate) fn scan<'i>(
     text: &'i str,
     known: &[&str],
     resolve_depth: usize,
+    visit: impl FnMut(&Element<'_, 'i>) -> Result<(), PidfError>,
+) -> Result<(), PidfError> {
+    scan_with::<Native>(text, known, resolve_depth, visit)
+}
+
+/// [`scan`] with the quick pass classifying bytes with `C`.
+fn scan_with<'i, C: Classify>(
+    text: &'i str,
+    known: &[&str],
+    resolve_depth: usize,
     mut visit: impl FnMut(&Element<'_, 'i>) -> Result<(), PidfError>,
 ) -> Result<(), PidfError> {
-    let mut marks = Vec::new();
-    if shallow_marks(text, resolve_depth, &mut marks) {
+    // Root, children and their ends of a typical document without growing.
+    let mut marks = Vec::with_capacity(32);
+    if shallow_marks_with::<C>(text, resolve_depth, &mut marks) {
         return replay(text, known, &marks, &mut visit);
     }
     scan_impl(text, known, resolve_depth, false, &mut |node| match node {
@@ -155,7 +186,7 @@ pub(crate) fn scan<'i>(
     })
 }
 
-/// Resolves and visits the shallow elements [`shallow_marks`] found, as
+/// Resolves and visits the shallow elements [`shallow_marks_with`] found, as
 /// [`scan_impl`] does when it meets them.
 fn replay<'i>(
     text: &'i str,
@@ -209,6 +240,7 @@ pub(crate) fn scan_nodes(
 
 /// A namespace declaration in scope: declared on the element at `depth`, binding
 /// `prefix` (`None`: the default namespace) to `ns`.
+#[derive(Debug, PartialEq, Eq)]
 struct Binding<'i> {
     depth: usize,
     prefix: Option<&'i [u8]>,
@@ -331,7 +363,8 @@ fn start_element<'i>(
     pos: u64,
     visit: &mut dyn FnMut(Node<'_, 'i>) -> Result<(), PidfError>,
 ) -> Result<(), PidfError> {
-    declare(text.as_bytes(), e, depth, known, scope, pos)?;
+    let mut attrs = [("", ""); QUICK_ATTRS];
+    let split = declare(text, e, depth, known, scope, pos, &mut attrs)?;
     let name = e.name();
     let (local, prefix) = name.decompose();
     let ns = match prefix {
@@ -362,15 +395,114 @@ fn start_element<'i>(
         ns,
         local: local.into_inner(),
         start: e,
+        attrs: split.map(|n| &attrs[..n]),
         input: text,
         known,
         position: pos,
     }))
 }
 
+/// Most attributes a tag may have for the quick readers below; more go to quick-xml.
+const QUICK_ATTRS: usize = 8;
+
+/// `value` with its references replaced, as quick-xml's `unescape_value`: borrowed
+/// when it has none (checked inline, cheaper than the search `unescape` starts with).
+fn unescape(value: &str) -> Result<Cow<'_, str>, quick_xml::escape::EscapeError> {
+    if value.bytes().any(|c| c == b'&') {
+        quick_xml::escape::unescape(value)
+    } else {
+        Ok(Cow::Borrowed(value))
+    }
+}
+
+/// What follows the name in a start tag, as a slice of the document (quick-xml
+/// borrows tags from a `&str` input, and the quick pass builds them from it).
+fn content_after_name<'i>(text: &'i str, e: &BytesStart<'_>) -> Option<&'i str> {
+    let raw = reborrow(text.as_bytes(), e.attributes_raw())?;
+    let start = raw.as_ptr() as usize - text.as_ptr() as usize;
+    text.get(start..start + raw.len())
+}
+
+/// Splits the attributes of a tag into `attrs` as [`Attrs`] splits them, with no key
+/// twice, and says how many there are: `None` when quick-xml must decide (a syntax
+/// error, a repeated key, too many attributes).
+fn split<'i>(raw: &'i str, attrs: &mut [(&'i str, &'i str); QUICK_ATTRS]) -> Option<usize> {
+    let mut n = 0;
+    for a in Attrs::new(raw) {
+        let (key, value) = a?;
+        if n >= QUICK_ATTRS || attrs[..n].iter().any(|(k, _)| *k == key) {
+            return None;
+        }
+        attrs[n] = (key, value);
+        n += 1;
+    }
+    Some(n)
+}
+
 /// Checks the attributes of a shallow element (syntax, duplicates, references) and
-/// pushes its namespace declarations onto `scope`.
+/// pushes its namespace declarations onto `scope`. When the quick readers could, the
+/// attributes are left split in the first `n` entries of `attrs` and `Some(n)` is
+/// returned, so [`Element::attr`] need not read them again.
 fn declare<'i>(
+    text: &'i str,
+    e: &BytesStart<'_>,
+    depth: usize,
+    known: &[&str],
+    scope: &mut Vec<Binding<'i>>,
+    pos: u64,
+    attrs: &mut [(&'i str, &'i str); QUICK_ATTRS],
+) -> Result<Option<usize>, PidfError> {
+    let before = scope.len();
+    if let Some(n) = content_after_name(text, e).and_then(|raw| split(raw, attrs)) {
+        if declare_fast(&attrs[..n], depth, known, scope) {
+            return Ok(Some(n));
+        }
+        scope.truncate(before);
+    }
+    declare_quick_xml(text.as_bytes(), e, depth, known, scope, pos)?;
+    Ok(None)
+}
+
+/// [`declare`] over split attributes: `false` when quick-xml must decide (and name
+/// the error): a reference that does not resolve, an empty prefixed namespace.
+fn declare_fast<'i>(
+    attrs: &[(&'i str, &'i str)],
+    depth: usize,
+    known: &[&str],
+    scope: &mut Vec<Binding<'i>>,
+) -> bool {
+    for &(key, value) in attrs {
+        let prefix = if key == "xmlns" {
+            None
+        } else if let Some(p) = key.strip_prefix("xmlns:") {
+            Some(p.as_bytes())
+        } else {
+            if unescape(value).is_err() {
+                return false;
+            }
+            continue;
+        };
+        let Ok(value) = unescape(value) else {
+            return false;
+        };
+        let ns = if value.is_empty() {
+            if prefix.is_some() {
+                return false;
+            }
+            Ns::None
+        } else {
+            known
+                .iter()
+                .position(|k| *k == value)
+                .map_or(Ns::Other, Ns::Known)
+        };
+        scope.push(Binding { depth, prefix, ns });
+    }
+    true
+}
+
+/// [`declare`] read by quick-xml.
+fn declare_quick_xml<'i>(
     text: &'i [u8],
     e: &BytesStart<'_>,
     depth: usize,
@@ -510,9 +642,20 @@ mod tests {
         assert_eq!(count(&deep_empty), Err(PidfError::TooDeep));
     }
 
+    /// Which pass [`trace`] runs.
+    #[derive(Clone, Copy)]
+    enum Pass {
+        /// [`scan`]: the quick pass with this target's classifier, else quick-xml.
+        Native,
+        /// The same with the portable classifier.
+        Portable,
+        /// quick-xml alone.
+        QuickXml,
+    }
+
     /// Everything a scan reports: each shallow element with its namespace and its
     /// attributes as `attr` reads them, then the result (errors with their text).
-    fn trace(text: &str, quick_xml_only: bool) -> Vec<String> {
+    fn trace(text: &str, pass: Pass) -> Vec<String> {
         const KNOWN: &[&str] = &["urn:ietf:params:xml:ns:pidf", "urn:example:e"];
         let mut seen = Vec::new();
         let mut visit = |el: &Element<'_, '_>| {
@@ -529,13 +672,15 @@ mod tests {
             ));
             Ok(())
         };
-        let result = if quick_xml_only {
-            scan_impl(text, KNOWN, 2, false, &mut |node| match node {
+        let result = match pass {
+            Pass::QuickXml => scan_impl(text, KNOWN, 2, false, &mut |node| match node {
                 Node::Start(el) => visit(el),
                 _ => Ok(()),
-            })
-        } else {
-            scan(text, KNOWN, 2, &mut visit)
+            }),
+            Pass::Native => scan(text, KNOWN, 2, &mut visit),
+            Pass::Portable => {
+                scan_with::<crate::pidf::fastscan::Portable>(text, KNOWN, 2, &mut visit)
+            }
         };
         seen.push(format!("{result:?}"));
         seen
@@ -552,6 +697,13 @@ mod tests {
         "<p:presence xmlns:p='urn:ietf:params:xml:ns:pidf' entity='e'><p:tuple id='1'/><q:t xmlns:q='urn:example:e'/>\
          <![CDATA[<x>]]><!----><!-- a - b --></p:presence>",
     ];
+
+    /// The quick pass, with either classifier, reports what quick-xml reports.
+    fn agree(doc: &str, what: &dyn std::fmt::Display) {
+        let want = trace(doc, Pass::QuickXml);
+        assert_eq!(trace(doc, Pass::Native), want, "{what}: {doc}");
+        assert_eq!(trace(doc, Pass::Portable), want, "{what}: {doc}");
+    }
 
     /// The quick pass may only say yes where quick-xml does, and the scan must then
     /// visit the same elements and fail with the same error: checked on samples and
@@ -577,15 +729,22 @@ mod tests {
             }
         }
         for doc in &docs {
-            assert_eq!(trace(doc, false), trace(doc, true), "{doc}");
+            agree(doc, doc);
         }
     }
 
-    /// The same over the third-party documents of `../shared/xml/` and mutations of
-    /// them (truncated before and after each markup byte, or without it).
+    /// The same over the third-party documents of `../shared/xml/` and the sipp
+    /// scenarios of `../shared/sipp/` (XML too), and mutations of them (truncated
+    /// before and after each markup byte, or without it).
     #[test]
     fn fast_scan_agrees_with_quick_xml_on_shared_documents() {
-        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/xml"));
+        for sub in ["xml", "sipp"] {
+            agree_on_shared(sub);
+        }
+    }
+
+    fn agree_on_shared(sub: &str) {
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared")).join(sub);
         let mut stack = vec![dir.to_path_buf()];
         let mut files = 0;
         while let Some(d) = stack.pop() {
@@ -612,7 +771,7 @@ mod tests {
                         .into_iter()
                         .filter_map(|v| String::from_utf8(v).ok())
                     {
-                        assert_eq!(trace(&v, false), trace(&v, true), "{}: {v}", path.display());
+                        agree(&v, &path.display());
                     }
                 }
             }
@@ -624,16 +783,135 @@ mod tests {
         );
     }
 
+    /// Markup fragments the generated documents are made of: pieces of tags,
+    /// references good and bad, comments, declarations, and text.
+    const FRAGMENTS: &[&str] = &[
+        "<a>",
+        "</a>",
+        "<b x='1'>",
+        "</b >",
+        "<e:c/>",
+        "<a y=\"&amp;\" z='>'/>",
+        "<p:a>",
+        "text",
+        " ",
+        "\n",
+        "&lt;",
+        "&bogus;",
+        "&#65;",
+        "&",
+        "<",
+        ">",
+        "\"",
+        "'",
+        "/",
+        "=",
+        "<!-- c -->",
+        "<!--",
+        "-->",
+        "<?pi x?>",
+        "<?",
+        "<![CDATA[x]]>",
+        "<!DOCTYPE a>",
+        "é",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 2000,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Garbage and near-documents: the samples (some over several 64-byte blocks)
+        /// with fragments inserted and bytes removed anywhere, and strings of
+        /// fragments alone. Whatever the input, both classifiers report what
+        /// quick-xml reports.
+        #[test]
+        fn fast_scan_agrees_with_quick_xml_on_generated_documents(
+            sample in 0..SAMPLES.len() + 1,
+            edits in proptest::collection::vec(
+                (0usize..4096, 0..FRAGMENTS.len(), proptest::prelude::any::<bool>()),
+                0..6,
+            ),
+        ) {
+            let mut doc = SAMPLES.get(sample).copied().unwrap_or_default().to_owned();
+            for (at, frag, remove) in edits {
+                let mut at = if doc.is_empty() { 0 } else { at % (doc.len() + 1) };
+                while !doc.is_char_boundary(at) {
+                    at -= 1;
+                }
+                if remove && at < doc.len() {
+                    doc.remove(at);
+                } else {
+                    doc.insert_str(at, FRAGMENTS[frag]);
+                }
+            }
+            agree(&doc, &"generated");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 4000,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// The quick attribute readers answer what the quick-xml ones answer, errors
+        /// included, on generated tags: namespace declarations good and bad, repeated
+        /// keys, references, broken syntax.
+        #[test]
+        fn attribute_readers_agree_with_quick_xml(
+            raw in r#"( |\t|=|a|b|x|xmlns|xmlns:a|:|"|'|="v"|='w'|="urn:example:e"|=""|="&amp;"|="&bad;"|<|>|é){0,20}"#,
+        ) {
+            const KNOWN: &[&str] = &["urn:ietf:params:xml:ns:pidf", "urn:example:e"];
+            let text = format!("t{raw}");
+            let start = BytesStart::from_content(text.as_str(), 1);
+            let (mut fast, mut slow) = (Vec::new(), Vec::new());
+            let mut attrs = [("", ""); QUICK_ATTRS];
+            let fast_result = declare(&text, &start, 1, KNOWN, &mut fast, 0, &mut attrs);
+            let slow_result = declare_quick_xml(text.as_bytes(), &start, 1, KNOWN, &mut slow, 0);
+            proptest::prop_assert_eq!(
+                format!("{:?}", fast_result.as_ref().map(|_| ())),
+                format!("{slow_result:?}")
+            );
+            // A scan visits (and the visitor reads attributes of) only elements
+            // whose attributes `declare` accepted.
+            let Ok(split) = fast_result else {
+                return Ok(());
+            };
+            proptest::prop_assert_eq!(fast, slow);
+            let el = Element {
+                depth: 0,
+                ns: Ns::None,
+                local: b"t",
+                start: &start,
+                attrs: split.map(|n| &attrs[..n]),
+                input: &text,
+                known: KNOWN,
+                position: 0,
+            };
+            for name in ["a", "b", "x", "xmlns", "xmlns:a"] {
+                proptest::prop_assert_eq!(
+                    format!("{:?}", el.attr(name)),
+                    format!("{:?}", el.attr_quick_xml(name)),
+                    "{}", name
+                );
+            }
+        }
+    }
+
     #[test]
     fn fast_scan_takes_the_common_shapes() {
         for doc in &SAMPLES[..2] {
             let mut marks = Vec::new();
-            assert!(shallow_marks(doc, 2, &mut marks), "{doc}");
-            assert!(matches!(trace(doc, false).last(), Some(r) if r == "Ok(())"));
+            assert!(shallow_marks_with::<Native>(doc, 2, &mut marks), "{doc}");
+            assert!(matches!(trace(doc, Pass::Native).last(), Some(r) if r == "Ok(())"));
         }
         let mut marks = Vec::new();
         assert!(
-            !shallow_marks(SAMPLES[2], 2, &mut marks),
+            !shallow_marks_with::<Native>(SAMPLES[2], 2, &mut marks),
             "CDATA goes to quick-xml"
         );
     }
