@@ -15,11 +15,11 @@ use nom::sequence::tuple;
 use nom::IResult;
 
 use super::error::ParseError;
-use super::header::{split_commas, trim_lws, HeaderKind};
+use super::header::{find_byte, split_commas, trim_lws, HeaderKind};
 use super::message::{Header, Message, StartLine, MAX_HEADERS_CAPACITY, MAX_MESSAGE_SPAN};
 use super::method::Method;
 use super::uri::Uri;
-use super::values::{is_token, parse_cseq, parse_u32, NameAddr, Via};
+use super::values::{is_token, parse_cseq, parse_u32, run_len, NameAddr, Via, TOKEN};
 use super::Limits;
 
 /// Parses one whole message and checks it is fit to forward.
@@ -101,7 +101,7 @@ fn is_sip_version(v: &[u8]) -> bool {
 /// white space before the colon). Returns the rest of the line and the name.
 /// Hand-written rather than `nom`: it runs once per header line.
 fn header_name(i: &[u8]) -> Option<(&[u8], &[u8])> {
-    let name_len = i.iter().position(|&b| !is_token(b)).unwrap_or(i.len());
+    let name_len = run_len(i, &TOKEN);
     if name_len == 0 {
         return None;
     }
@@ -124,30 +124,9 @@ fn is_status_line(line: &[u8]) -> bool {
     prefix(line).is_ok()
 }
 
-/// Index of the next `\n` at or after `from`. Header lines are short (~40 bytes),
-/// too short for a vector memchr to pay its set-up per call, so this tests eight
-/// bytes per step (SWAR: a byte of `x ^ LF` is zero exactly where `x` has an LF).
+/// Index of the next `\n` at or after `from`.
 fn find_lf(data: &[u8], from: usize) -> Option<usize> {
-    const LF: u64 = 0x0a0a_0a0a_0a0a_0a0a;
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let mut i = from;
-    while let Some(chunk) = data.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ LF;
-        // Borrows can set bits only above the lowest zero byte, so the lowest
-        // flagged byte is the first LF.
-        let found = x.wrapping_sub(ONES) & !x & HIGHS;
-        if found != 0 {
-            return Some(i + (found.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    data.get(i..)?
-        .iter()
-        .position(|&b| b == b'\n')
-        .map(|p| i + p)
+    find_byte(data, from, b'\n')
 }
 
 /// An offset into a message that [`scan`] has checked is at most
@@ -435,7 +414,7 @@ fn validate(msg: &Message) -> Result<(), ParseError> {
             // Route and Record-Route take name-addr only (RFC 3261 §20.30, §20.34).
             HeaderKind::Route | HeaderKind::RecordRoute => split_commas(v).all(|(s, e)| {
                 let elem = &v[s..e];
-                elem.contains(&b'<') && NameAddr::parse(elem).is_some()
+                find_byte(elem, 0, b'<').is_some() && NameAddr::parse(elem).is_some()
             }),
             _ => true,
         };
