@@ -164,10 +164,11 @@ impl Engine {
     /// says what it did.
     pub fn handle(&self, now_ms: u64, rx: Received, out: &mut Vec<Transmit>) -> Outcome {
         let direction = self.router.direction_of(&rx);
-        let msg = match sip::parse(rx.data.clone(), &self.config().limits) {
-            Ok(m) => m,
-            Err(e) => return self.malformed(&rx, direction, &e, out),
-        };
+        // Parsed in place: a returned `Result<Message, _>` would be copied here.
+        let mut msg = sip::Message::empty();
+        if let Err(e) = sip::parse_into(rx.data.clone(), &self.config().limits, &mut msg) {
+            return self.malformed(&rx, direction, &e, out);
+        }
         // Every message is classified here, once, before routing: the place where
         // presence enforcement looks at SUBSCRIBE / NOTIFY / MESSAGE and their
         // responses and may answer, rewrite or swallow them.

@@ -166,7 +166,10 @@ impl<'m> Editor<'m> {
     }
 
     fn first_line_start(&self, kind: HeaderKind) -> Option<u32> {
-        self.msg.lines_of_kind(kind).next().map(|h| h.line_start)
+        self.msg
+            .lines_of_kind(kind)
+            .next()
+            .map(|h| u32::from(h.line_start))
     }
 
     /// Inserts a new topmost `Via: <value>` line (RFC 3261 §16.6 step 8). Pushing
@@ -225,7 +228,7 @@ impl<'m> Editor<'m> {
             out.extend_from_slice(b";rport=");
             out.extend_from_slice(p.as_bytes());
         }
-        let base = h.value_start;
+        let base = u32::from(h.value_start);
         let ins = self.stash_line(b"", &out, b"");
         self.add(
             base + s as u32,
@@ -255,11 +258,17 @@ impl<'m> Editor<'m> {
             }
             if count <= left {
                 left -= count;
-                self.insert_edit(h.line_start, h.line_end, (0, 0), key.clone(), false);
+                self.insert_edit(
+                    u32::from(h.line_start),
+                    u32::from(h.line_end),
+                    (0, 0),
+                    key.clone(),
+                    false,
+                );
             } else {
                 let next_start = elems().nth(left).map_or(0, |(s, _)| s);
-                let end = h.value_start + next_start as u32;
-                self.insert_edit(h.value_start, end, (0, 0), key.clone(), false);
+                let end = u32::from(h.value_start) + next_start as u32;
+                self.insert_edit(u32::from(h.value_start), end, (0, 0), key.clone(), false);
                 left = 0;
             }
         }
@@ -295,7 +304,7 @@ impl<'m> Editor<'m> {
     pub fn set_max_forwards(&mut self, n: u32) -> &mut Self {
         match self.msg.lines_of_kind(HeaderKind::MaxForwards).next() {
             Some(h) => {
-                let (s, e) = (h.value_start, h.value_end);
+                let (s, e) = (u32::from(h.value_start), u32::from(h.value_end));
                 let ins = self.stash_number(b"", n, b"");
                 self.add(s, e, ins, Key::MaxForwards, false);
             }
@@ -324,11 +333,13 @@ impl<'m> Editor<'m> {
     /// Replaces the value of the header's first line, or appends the header at the
     /// end of the header section. Content-Length is managed by [`Editor::finish`].
     pub fn set_header(&mut self, name: &str, value: &[u8]) -> &mut Self {
-        let first = self
-            .msg
-            .lines_of(name)
-            .next()
-            .map(|h| (h.value_start, h.value_end, h.line_start));
+        let first = self.msg.lines_of(name).next().map(|h| {
+            (
+                u32::from(h.value_start),
+                u32::from(h.value_end),
+                u32::from(h.line_start),
+            )
+        });
         match first {
             Some((s, e, line_start)) => {
                 let idx = self.line_index(line_start);
@@ -352,7 +363,7 @@ impl<'m> Editor<'m> {
         self.msg
             .headers()
             .iter()
-            .position(|h| h.line_start == line_start)
+            .position(|h| u32::from(h.line_start) == line_start)
             .unwrap_or(usize::MAX)
     }
 
@@ -362,7 +373,7 @@ impl<'m> Editor<'m> {
         let lines: Vec<(u32, u32)> = self
             .msg
             .lines_of(name)
-            .map(|h| (h.line_start, h.line_end))
+            .map(|h| (u32::from(h.line_start), u32::from(h.line_end)))
             .collect();
         for (s, e) in lines {
             let idx = self.line_index(s);
@@ -382,8 +393,8 @@ impl<'m> Editor<'m> {
             let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
             let ins = self.stash_number(b"", n, b"");
             self.add(
-                h.value_start,
-                h.value_start + digits as u32,
+                u32::from(h.value_start),
+                u32::from(h.value_start) + digits as u32,
                 ins,
                 Key::CSeq,
                 false,
@@ -418,14 +429,19 @@ impl<'m> Editor<'m> {
         let mut plan: Vec<(u32, u32, i64, &[u8])> = Vec::with_capacity(self.edits.len() + 2);
         let cl = msg.lines_of_kind(HeaderKind::ContentLength).next();
         let cl_removed = cl.is_some_and(|h| {
-            self.edits
-                .iter()
-                .any(|e| e.start <= h.line_start && h.line_end <= e.end && !e.is_insert())
+            self.edits.iter().any(|e| {
+                e.start <= u32::from(h.line_start)
+                    && u32::from(h.line_end) <= e.end
+                    && !e.is_insert()
+            })
         });
         for e in &self.edits {
             // Edits of the Content-Length value are superseded by the computed one.
             if let (Some(h), false) = (cl, cl_removed) {
-                if !e.is_insert() && h.value_start <= e.start && e.end <= h.value_end {
+                if !e.is_insert()
+                    && u32::from(h.value_start) <= e.start
+                    && e.end <= u32::from(h.value_end)
+                {
                     continue;
                 }
             }
@@ -439,7 +455,12 @@ impl<'m> Editor<'m> {
         match cl {
             Some(h) if !cl_removed => {
                 if h.value(msg) != len_text {
-                    plan.push((h.value_start, h.value_end, 0, len_text));
+                    plan.push((
+                        u32::from(h.value_start),
+                        u32::from(h.value_end),
+                        0,
+                        len_text,
+                    ));
                 }
             }
             _ => {

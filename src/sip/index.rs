@@ -30,6 +30,11 @@ impl HeaderIndex {
         }
     }
 
+    /// Forgets every entry, so a [`super::Message`] can be parsed into again.
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+
     pub(crate) fn len(&self) -> usize {
         usize::from(self.len)
     }
@@ -66,7 +71,7 @@ mod tests {
     use super::*;
     use crate::sip::HeaderKind;
 
-    fn header(n: u32) -> Header {
+    fn header(n: u16) -> Header {
         Header {
             line_start: n,
             name_end: n + 1,
@@ -82,16 +87,20 @@ mod tests {
         let mut idx = HeaderIndex::new();
         assert!(idx.as_slice().is_empty());
         assert!(idx.last_mut().is_none());
-        for n in 0..MAX_HEADERS_CAPACITY as u32 {
+        for n in 0..MAX_HEADERS_CAPACITY as u16 {
             assert!(idx.push(header(n)));
         }
         assert!(!idx.push(header(999)), "a full index refuses more");
         assert_eq!(idx.len(), MAX_HEADERS_CAPACITY);
         let all = idx.as_slice();
-        assert!(all.iter().enumerate().all(|(i, h)| *h == header(i as u32)));
+        assert!(all.iter().enumerate().all(|(i, h)| *h == header(i as u16)));
         idx.last_mut().unwrap().line_end = 7;
         assert_eq!(idx.as_slice()[MAX_HEADERS_CAPACITY - 1].line_end, 7);
         let copy = idx;
         assert_eq!(copy.as_slice(), idx.as_slice());
+        idx.clear();
+        assert!(idx.as_slice().is_empty());
+        assert!(idx.push(header(3)));
+        assert_eq!(idx.as_slice(), &[header(3)]);
     }
 }

@@ -13,16 +13,25 @@ use super::values::{self, Event, NameAddr, SubscriptionState, Via};
 /// is treated as this value: the index never allocates.
 pub const MAX_HEADERS_CAPACITY: usize = 96;
 
+/// Largest message the parser takes, in bytes: the largest UDP payload, and the
+/// ceiling the configuration allows for `sip.limits.max_message`. It lets a
+/// [`Header`] hold 16-bit offsets.
+pub const MAX_MESSAGE_SPAN: usize = u16::MAX as usize;
+
 /// One header line: spans into [`Message::raw`]. A folded header is one entry whose
 /// value span includes the folding CRLF + WSP.
+///
+/// Offsets are 16-bit (a message is at most [`MAX_MESSAGE_SPAN`] bytes): an entry
+/// is 12 bytes instead of 24, so the inline index of a [`Message`] is 1.1 KB, not
+/// 2.3 KB, and moving a parsed message copies half as much.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
-    pub(crate) line_start: u32,
-    pub(crate) name_end: u32,
-    pub(crate) value_start: u32,
-    pub(crate) value_end: u32,
+    pub(crate) line_start: u16,
+    pub(crate) name_end: u16,
+    pub(crate) value_start: u16,
+    pub(crate) value_end: u16,
     /// Just past the line terminator (CRLF or bare LF) of the last physical line.
-    pub(crate) line_end: u32,
+    pub(crate) line_end: u16,
     pub(crate) kind: HeaderKind,
 }
 
@@ -94,6 +103,27 @@ impl std::fmt::Debug for Message {
 }
 
 impl Message {
+    /// A message with no start line, headers or body, for [`super::parse_into`]
+    /// to fill: a caller that keeps one in its own frame has the message built
+    /// where it lives instead of copied out of a returned `Result`.
+    pub fn empty() -> Message {
+        Message {
+            raw: Bytes::new(),
+            start: StartLine::Response {
+                status: 0,
+                reason_start: 0,
+                reason_end: 0,
+            },
+            start_line_end: 0,
+            headers: HeaderIndex::new(),
+            headers_end: 0,
+            body_start: 0,
+            body_end: 0,
+            lf_only: false,
+            blank_missing: false,
+        }
+    }
+
     /// The message bytes, from the start line to the end of the body. Bytes past
     /// Content-Length in a datagram (RFC 3261 §18.3, RFC 4475 §3.1.1.8) are not part
     /// of it.

@@ -25,9 +25,9 @@ mod values;
 pub use edit::Editor;
 pub use error::ParseError;
 pub use header::HeaderKind;
-pub use message::{Header, Message, MAX_HEADERS_CAPACITY};
+pub use message::{Header, Message, MAX_HEADERS_CAPACITY, MAX_MESSAGE_SPAN};
 pub use method::Method;
-pub use parse::parse;
+pub use parse::{parse, parse_into};
 pub use response::{bad_request, refusal, response};
 pub use uri::Uri;
 pub use values::{Event, NameAddr, SubscriptionState, Via};
@@ -37,7 +37,8 @@ pub use values::{Event, NameAddr, SubscriptionState, Via};
 /// its own 400 reason phrase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest whole message in bytes (the largest UDP payload is 65 535).
+    /// Largest whole message in bytes (the largest UDP payload is 65 535). Values
+    /// above [`MAX_MESSAGE_SPAN`] are treated as that span.
     pub max_message: usize,
     /// Most header lines (counting each line, not each comma-separated value).
     /// Values above [`MAX_HEADERS_CAPACITY`] are treated as that capacity.

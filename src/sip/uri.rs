@@ -1,8 +1,7 @@
 //! SIP and other URIs as spans (RFC 3261 §19.1, RFC 5118 for IPv6 references).
 
 use super::error::ParseError;
-use super::header::is_lws;
-use super::values::param as find_param;
+use super::values::{param as find_param, run_len, HOST};
 
 /// A URI split into spans. For `sip:`/`sips:` every field is filled in; for other
 /// schemes (`tel:`, `im:`, unknown ones, RFC 4475 §3.3.2–3.3.3) `host` is the
@@ -35,6 +34,19 @@ fn split_headers(s: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
+/// Bytes a URI may hold as the parser checks it: anything but white space (folding
+/// included), `<`, `>` and `"`, which would mean a name-addr or a broken line.
+const URI_CHAR: [bool; 256] = {
+    let mut t = [true; 256];
+    let stops = b" \t\r\n<>\"";
+    let mut i = 0;
+    while i < stops.len() {
+        t[stops[i] as usize] = false;
+        i += 1;
+    }
+    t
+};
+
 impl<'a> Uri<'a> {
     pub fn parse(b: &'a [u8]) -> Result<Uri<'a>, ParseError> {
         let colon = b
@@ -42,10 +54,7 @@ impl<'a> Uri<'a> {
             .position(|&c| c == b':')
             .ok_or(ParseError::BadUri)?;
         let scheme = &b[..colon];
-        if !is_scheme(scheme)
-            || b.iter()
-                .any(|&c| is_lws(c) || c == b'<' || c == b'>' || c == b'"')
-        {
+        if !is_scheme(scheme) || run_len(b, &URI_CHAR) != b.len() {
             return Err(ParseError::BadUri);
         }
         let rest = &b[colon + 1..];
@@ -102,10 +111,7 @@ impl<'a> Uri<'a> {
                     .iter()
                     .all(|&c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
         } else {
-            !host.is_empty()
-                && host
-                    .iter()
-                    .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
+            !host.is_empty() && run_len(host, &HOST) == host.len()
         };
         if !host_ok {
             return Err(ParseError::BadUri);
