@@ -14,33 +14,66 @@
 
 use bytes::Bytes;
 
-use crate::sip::{HeaderKind, Message};
+use crate::sip::{Header, HeaderKind, Message};
+
+/// What stands in for the notifier's Vias: `originate` removes every Via of the
+/// template and pushes its own, so their text is never sent; one short Via keeps
+/// the template a request that parses (RFC 3261 §8.1.1) for tens of bytes less
+/// per dialog than the upstream's own Vias.
+const VIA: &[u8] = b"Via: SIP/2.0/UDP 0.0.0.0;branch=z9hG4bK-template";
 
 /// The NOTIFY's start line and headers with an empty body: a message that parses
-/// like the original (`Content-Length: 0`, no Content-Type or Content-Encoding).
+/// like the original (`Content-Length: 0`, no Content-Type or Content-Encoding),
+/// in one allocation of exactly its size (no slack, no shared header: issue 7).
 pub(super) fn header_template(msg: &Message) -> Bytes {
     let raw: &[u8] = msg.raw();
     let start_end = msg.start_line_end as usize;
     let eol = msg.eol();
-    let mut out = Vec::with_capacity(msg.headers_end as usize + 24);
-    out.extend_from_slice(&raw[..start_end]);
-    for h in msg.headers() {
-        if matches!(
+    let kept = |h: &Header| {
+        !matches!(
             h.kind(),
-            HeaderKind::Route
+            HeaderKind::Via
+                | HeaderKind::Route
                 | HeaderKind::RecordRoute
                 | HeaderKind::ContentType
                 | HeaderKind::ContentLength
                 | HeaderKind::ContentEncoding
-        ) {
-            continue;
+        )
+    };
+    let mut via = msg.headers().iter().any(|h| h.kind() == HeaderKind::Via);
+    let tail = b"Content-Length: 0".len() + 2 * eol.len();
+    let len = start_end
+        + msg
+            .headers()
+            .iter()
+            .map(|h| match h.kind() {
+                HeaderKind::Via if via => {
+                    via = false;
+                    VIA.len() + eol.len()
+                }
+                _ if kept(h) => h.line(msg).len(),
+                _ => 0,
+            })
+            .sum::<usize>()
+        + tail;
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&raw[..start_end]);
+    let mut via = true;
+    for h in msg.headers() {
+        if h.kind() == HeaderKind::Via && via {
+            // In the first Via's place, so the headers keep their order.
+            via = false;
+            out.extend_from_slice(VIA);
+            out.extend_from_slice(eol);
+        } else if kept(h) {
+            out.extend_from_slice(h.line(msg));
         }
-        out.extend_from_slice(h.line(msg));
     }
     out.extend_from_slice(b"Content-Length: 0");
     out.extend_from_slice(eol);
     out.extend_from_slice(eol);
-    Bytes::from(out)
+    debug_assert_eq!(out.len(), len);
+    Bytes::from(out.into_boxed_slice())
 }
 
 #[cfg(test)]
@@ -69,5 +102,25 @@ mod tests {
         assert!(t.content_type().is_none());
         assert!(t.routes().next().is_none());
         assert_eq!(t.vias().count(), 1);
+    }
+
+    #[test]
+    fn one_short_via_stands_in_for_the_notifiers() {
+        let two = NOTIFY.replace(
+            "Max-Forwards: 69\r\n",
+            "Via: SIP/2.0/UDP 192.0.2.8;branch=z9hG4bKy\r\nMax-Forwards: 69\r\n",
+        );
+        let msg = parse(Bytes::from(two.into_bytes()), &Limits::default()).unwrap();
+        assert_eq!(msg.vias().count(), 2);
+        let raw = header_template(&msg);
+        let text = std::str::from_utf8(&raw).unwrap();
+        assert!(!text.contains("z9hG4bKx") && !text.contains("z9hG4bKy"));
+        assert!(
+            text.starts_with("NOTIFY sip:bob@192.0.2.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 0.0.0.0;")
+        );
+        assert!(text.ends_with("Content-Length: 0\r\n\r\n"));
+        let t = parse(raw, &Limits::default()).unwrap();
+        assert_eq!(t.vias().count(), 1);
+        assert_eq!(t.header("Max-Forwards"), Some(&b"69"[..]));
     }
 }
