@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use bytes::Bytes;
 use dashmap::DashMap;
 
 use super::coalesce::Pacer;
@@ -94,7 +93,10 @@ pub struct Dialog {
     /// real state it is dropped ([`header_template`]): 90 % of the memory of a
     /// dialog (issue 7: under 1 KiB per subscription), and a change to Offline or
     /// Held does not need it (both are built from the owner alone).
-    pub template: Option<Bytes>,
+    ///
+    /// A boxed slice, not `Bytes`: 16 bytes in the dialog instead of 32, and no
+    /// separate reference count (issue 7); injecting a NOTIFY copies it once.
+    pub template: Option<Box<[u8]>>,
     /// `template` is the header template of a NOTIFY that had a body: the proxy
     /// holds no real state for this dialog. Allowed again before the notifier
     /// NOTIFYs anew, the watcher cannot be shown the real state by the proxy, so

@@ -12,8 +12,6 @@
 //! the watcher re-subscribes at once (RFC 6665 §4.2.2) and the notifier answers the
 //! new subscription with its full state (RFC 6665 §4.2.1.2); see `originate`.
 
-use bytes::Bytes;
-
 use crate::sip::{HeaderKind, Message, SubscriptionState};
 
 /// What stands in for the notifier's Vias: `originate` removes every Via of the
@@ -91,7 +89,7 @@ fn kept<'a>(msg: &'a Message) -> impl Iterator<Item = Kept<'a>> + 'a {
 /// The NOTIFY's start line and headers with an empty body: a message that parses
 /// like the original (`Content-Length: 0`, no Content-Type or Content-Encoding),
 /// in one allocation of exactly its size (no slack, no shared header: issue 7).
-pub(super) fn header_template(msg: &Message) -> Bytes {
+pub(super) fn header_template(msg: &Message) -> Box<[u8]> {
     let raw: &[u8] = msg.raw();
     let start_end = msg.start_line_end as usize;
     let eol = msg.eol();
@@ -106,20 +104,21 @@ pub(super) fn header_template(msg: &Message) -> Bytes {
     out.extend_from_slice(eol);
     out.extend_from_slice(eol);
     debug_assert_eq!(out.len(), len);
-    Bytes::from(out.into_boxed_slice())
+    out.into_boxed_slice()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sip::{parse, Limits};
+    use bytes::Bytes;
 
     const NOTIFY: &str = "NOTIFY sip:bob@192.0.2.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKx\r\nMax-Forwards: 69\r\nRoute: <sip:192.0.2.1;lr>\r\nFrom: <sip:alice@example.com>;tag=n1\r\nTo: <sip:bob@example.com>;tag=w1\r\nCall-ID: c1\r\nCSeq: 4 NOTIFY\r\nContact: <sip:192.0.2.9>\r\nEvent: presence\r\nSubscription-State: active;expires=600\r\nContent-Type: application/pidf+xml\r\nContent-Length: 5\r\n\r\nhello";
 
     #[test]
     fn keeps_the_dialog_headers_and_drops_the_body() {
         let msg = parse(Bytes::from_static(NOTIFY.as_bytes()), &Limits::default()).unwrap();
-        let t = parse(header_template(&msg), &Limits::default()).unwrap();
+        let t = parse(Bytes::from(header_template(&msg)), &Limits::default()).unwrap();
         assert_eq!(t.request_uri(), msg.request_uri());
         assert_eq!(t.from().unwrap().tag, Some(&b"n1"[..]));
         assert_eq!(t.to().unwrap().tag, Some(&b"w1"[..]));
@@ -148,7 +147,7 @@ mod tests {
         assert!(text
             .starts_with("NOTIFY sip:bob@192.0.2.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 0.0.0.0\r\n"));
         assert!(text.ends_with("Content-Length: 0\r\n\r\n"));
-        let t = parse(raw, &Limits::default()).unwrap();
+        let t = parse(Bytes::from(raw), &Limits::default()).unwrap();
         assert_eq!(t.vias().count(), 1);
         assert_eq!(t.header("Max-Forwards"), Some(&b"69"[..]));
     }
