@@ -383,9 +383,29 @@ fn memory(n: u64) {
     let body = document(1024);
     through_engine::settle(&engine, &body, 1_000);
     let (heap0, rss0) = (alloc::live(), alloc::rss());
+    let sizes0 = alloc::by_size();
     through_engine::settle(&engine, &body, n);
     let (heap1, rss1) = (alloc::live(), alloc::rss());
+    let sizes1 = alloc::by_size();
     let per = |a: u64, b: u64| b.saturating_sub(a) as f64 / n as f64;
+    if std::env::var_os("ENFORCE_MEMORY_SIZES").is_some() {
+        // Live allocations by requested size that the N subscriptions added, at
+        // least one per twenty subscriptions: where the bytes go.
+        for (size, (a, b)) in sizes0.iter().zip(&sizes1).enumerate() {
+            let d = b.saturating_sub(*a);
+            if d >= n / 20 {
+                let label = if size == alloc::SIZES - 1 {
+                    ">=".to_string()
+                } else {
+                    String::new()
+                };
+                println!(
+                    "  {label}{size} B: {:.2} per subscription",
+                    d as f64 / n as f64
+                );
+            }
+        }
+    }
     println!(
         "{n} active subscriptions: {:.0} B heap, {:.0} B RSS per subscription ({} dialogs)",
         per(heap0, heap1),
@@ -402,23 +422,34 @@ mod alloc {
 
     struct Counting;
     static LIVE: AtomicU64 = AtomicU64::new(0);
+    /// Live allocations by requested size (the last slot: that size or more).
+    pub const SIZES: usize = 4_097;
+    static BY_SIZE: [AtomicU64; SIZES] = [const { AtomicU64::new(0) }; SIZES];
+
+    fn slot(size: usize) -> &'static AtomicU64 {
+        &BY_SIZE[size.min(SIZES - 1)]
+    }
 
     // SAFETY: every call goes to `System` with the caller's layout unchanged; the
     // counter is only bookkeeping.
     unsafe impl GlobalAlloc for Counting {
         unsafe fn alloc(&self, l: Layout) -> *mut u8 {
             LIVE.fetch_add(l.size() as u64, Ordering::Relaxed);
+            slot(l.size()).fetch_add(1, Ordering::Relaxed);
             // SAFETY: forwarded as received (GlobalAlloc's contract is the caller's).
             unsafe { System.alloc(l) }
         }
         unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
             LIVE.fetch_sub(l.size() as u64, Ordering::Relaxed);
+            slot(l.size()).fetch_sub(1, Ordering::Relaxed);
             // SAFETY: `p` came from `alloc`/`realloc` above with this layout.
             unsafe { System.dealloc(p, l) }
         }
         unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
             LIVE.fetch_add(new as u64, Ordering::Relaxed);
             LIVE.fetch_sub(l.size() as u64, Ordering::Relaxed);
+            slot(l.size()).fetch_sub(1, Ordering::Relaxed);
+            slot(new).fetch_add(1, Ordering::Relaxed);
             // SAFETY: as for `dealloc`, and `new` is the caller's valid size.
             unsafe { System.realloc(p, l, new) }
         }
@@ -429,6 +460,10 @@ mod alloc {
 
     pub fn live() -> u64 {
         LIVE.load(Ordering::Relaxed)
+    }
+
+    pub fn by_size() -> Vec<u64> {
+        BY_SIZE.iter().map(|c| c.load(Ordering::Relaxed)).collect()
     }
 
     /// Resident set size from `/proc/self/statm` (pages of 4 KiB).

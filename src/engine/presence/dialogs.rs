@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use bytes::Bytes;
 use dashmap::DashMap;
 
 use super::coalesce::Pacer;
@@ -29,8 +28,10 @@ use crate::policy::Aor;
 /// expiry wheel). The hash keys are random per process (ahash), so nobody outside
 /// can make two dialogs collide, and two independent 64-bit halves make a chance
 /// collision among even millions of dialogs negligible (about n² / 2¹²⁹).
+/// Two `u64`s rather than a `u128`: 8-byte alignment, so the key with a pointer or
+/// a time is 24 bytes, not 32, in every table, queue and wheel slot (issue 7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DialogKey(u128);
+pub struct DialogKey([u64; 2]);
 
 impl DialogKey {
     pub fn new(call_id: &[u8], watcher_tag: &[u8]) -> Self {
@@ -45,7 +46,7 @@ impl DialogKey {
             h.write(watcher_tag);
             h.finish()
         };
-        DialogKey(u128::from(half(&keys[0])) << 64 | u128::from(half(&keys[1])))
+        DialogKey([half(&keys[0]), half(&keys[1])])
     }
 }
 
@@ -92,7 +93,10 @@ pub struct Dialog {
     /// real state it is dropped ([`header_template`]): 90 % of the memory of a
     /// dialog (issue 7: under 1 KiB per subscription), and a change to Offline or
     /// Held does not need it (both are built from the owner alone).
-    pub template: Option<Bytes>,
+    ///
+    /// A boxed slice, not `Bytes`: 16 bytes in the dialog instead of 32, and no
+    /// separate reference count (issue 7); injecting a NOTIFY copies it once.
+    pub template: Option<Box<[u8]>>,
     /// `template` is the header template of a NOTIFY that had a body: the proxy
     /// holds no real state for this dialog. Allowed again before the notifier
     /// NOTIFYs anew, the watcher cannot be shown the real state by the proxy, so
@@ -150,15 +154,25 @@ pub struct DialogTable {
     /// is gone or was replaced are skipped when met and swept when they outnumber
     /// the live ones.
     age: Mutex<AgeQueue>,
-    /// The same for dialogs created pending, which the cap evicts first.
+    /// The same for dialogs created pending, which the cap evicts first. Nearly
+    /// every dialog is created pending and confirmed a moment later, so this queue
+    /// is mostly stale entries: the sweep keeps it near the number still pending.
     pending_age: Mutex<AgeQueue>,
     caps: Caps,
     evicted: AtomicU64,
 }
 
-/// (dialog, its `created_ms`): the creation time tells a queued dialog from a newer
-/// one that reused its key.
-type AgeQueue = VecDeque<(DialogKey, u64)>;
+/// (dialog, its `created_ms`) in creation order: the creation time tells a queued
+/// dialog from a newer one that reused its key.
+#[derive(Debug, Default)]
+struct AgeQueue {
+    queue: VecDeque<(DialogKey, u64)>,
+    /// Entries found live at the last sweep: the next sweep runs once as many
+    /// again (plus a floor) were pushed, so sweeping stays amortised O(1) per push
+    /// while a queue of stale entries (the pending one) shrinks back to its live
+    /// ones instead of growing with every dialog ever created.
+    live_at_sweep: usize,
+}
 
 impl DialogTable {
     pub fn new(caps: Caps) -> Self {
@@ -166,8 +180,8 @@ impl DialogTable {
             dialogs: DashMap::default(),
             by_owner: DashMap::default(),
             wheel: Mutex::new(ExpiryWheel::new(1_000, 4_096)),
-            age: Mutex::new(VecDeque::new()),
-            pending_age: Mutex::new(VecDeque::new()),
+            age: Mutex::new(AgeQueue::default()),
+            pending_age: Mutex::new(AgeQueue::default()),
             caps,
             evicted: AtomicU64::new(0),
         }
@@ -240,10 +254,17 @@ impl DialogTable {
 
     fn enqueue(&self, queue: &Mutex<AgeQueue>, key: DialogKey, created: u64, pending_only: bool) {
         let Ok(mut q) = queue.lock() else { return };
-        q.push_back((key, created));
+        q.queue.push_back((key, created));
         // Amortised O(1): a sweep runs only after as many pushes as live entries.
-        if q.len() > 2 * self.dialogs.len() + 1_024 {
-            q.retain(|(k, c)| self.queued_is_live(k, *c, pending_only));
+        if q.queue.len() > 2 * q.live_at_sweep + 1_024 {
+            q.queue
+                .retain(|(k, c)| self.queued_is_live(k, *c, pending_only));
+            q.live_at_sweep = q.queue.len();
+            // Give back what a burst left: keep room for the pushes until the next sweep.
+            let room = 2 * q.live_at_sweep + 1_024;
+            if q.queue.capacity() > 2 * room {
+                q.queue.shrink_to(room);
+            }
         }
     }
 
@@ -253,7 +274,7 @@ impl DialogTable {
             let victim = {
                 let Ok(mut q) = queue.lock() else { continue };
                 let mut victim = None;
-                while let Some((k, created)) = q.pop_front() {
+                while let Some((k, created)) = q.queue.pop_front() {
                     if self.queued_is_live(&k, created, pending_only) {
                         victim = Some(k);
                         break;
@@ -318,9 +339,18 @@ impl DialogTable {
         self.dialogs.get_mut(key).map(|mut d| f(&mut d))
     }
 
-    /// Moves a dialog's expiry (a refresh or the notifier's `expires`).
+    /// Moves a dialog's expiry (a refresh or the notifier's `expires`). Only an
+    /// earlier expiry is filed in the wheel: the dialog's entry at its old, earlier
+    /// deadline still fires first and files it again under the new one
+    /// ([`DialogTable::expire`]), so a refresh (every SUBSCRIBE's 2xx is one) does
+    /// not add a second wheel entry per dialog (issue 7 memory).
     pub fn set_expiry(&self, key: &DialogKey, expires_ms: u64) {
-        if self.with(key, |d| d.expires_ms = expires_ms).is_some() {
+        let earlier = self.with(key, |d| {
+            let earlier = expires_ms < d.expires_ms;
+            d.expires_ms = expires_ms;
+            earlier
+        });
+        if earlier == Some(true) {
             self.file(*key, expires_ms);
         }
     }
@@ -341,7 +371,8 @@ impl DialogTable {
         self.dialogs.iter().map(|e| *e.key()).collect()
     }
 
-    /// Removes and returns the dialogs whose expiry passed.
+    /// Removes and returns the dialogs whose expiry passed. A dialog whose entry
+    /// fired but whose expiry moved later is filed again under its new expiry.
     pub fn expire(&self, now_ms: u64) -> Vec<(DialogKey, Dialog)> {
         let mut fired = Vec::new();
         if let Ok(mut w) = self.wheel.lock() {
@@ -349,11 +380,16 @@ impl DialogTable {
         }
         let mut out = Vec::new();
         for k in fired {
-            let due = self.dialogs.get(&k).is_some_and(|d| d.expires_ms <= now_ms);
-            if due {
-                if let Some(d) = self.remove(&k) {
-                    out.push((k, d));
+            // Bound first: the map's read guard must be gone before `remove`.
+            let expires = self.dialogs.get(&k).map(|d| d.expires_ms);
+            match expires {
+                Some(expires) if expires <= now_ms => {
+                    if let Some(d) = self.remove(&k) {
+                        out.push((k, d));
+                    }
                 }
+                Some(later) => self.file(k, later),
+                None => {}
             }
         }
         out

@@ -67,7 +67,7 @@ impl Presence {
                     d.body_dropped = !msg.body().is_empty();
                 }
                 _ => {
-                    d.template = Some(msg.raw().clone());
+                    d.template = Some(Box::from(&msg.raw()[..]));
                     d.body_dropped = false;
                 }
             }

@@ -203,7 +203,7 @@ impl Presence {
             // 481 (a `deactivated` one goes sooner, with its transaction: Owner::Ended).
             self.dialogs.set_expiry(key, now_ms + super::TRANSACTION_MS);
         }
-        let Ok(tmpl) = sip::parse(template, &self.cfg.limits) else {
+        let Ok(tmpl) = sip::parse(Bytes::from(template), &self.cfg.limits) else {
             return;
         };
         let branch = self.originated.branch();
