@@ -64,6 +64,11 @@ impl Cache {
         self.users.decide(owner, watcher)
     }
 
+    /// [`Cache::decide`] with the owner's context, from the same slot read.
+    pub fn decide_in_context(&self, owner: &Aor, watcher: &Aor) -> super::DecisionContext {
+        self.users.decide_in_context(owner, watcher)
+    }
+
     pub fn users(&self) -> Vec<Arc<UserPolicy>> {
         let mut all = self.users.all();
         all.sort_by(|a, b| a.aor.cmp(&b.aor));

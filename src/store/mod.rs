@@ -15,7 +15,7 @@ pub use self::sled::SledStore;
 pub use codec::SCHEMA_VERSION;
 
 use crate::policy::{
-    decide, Aor, Change, Org, PendingHow, PendingRequest, PolicyDocument, UserPolicy,
+    decide, Aor, Change, Org, PendingHow, PendingRequest, PendingView, PolicyDocument, UserPolicy,
     ValidationError, Verdict,
 };
 
@@ -66,6 +66,16 @@ pub enum StoreEvent {
     Pending(PendingRequest),
 }
 
+/// A decision with the facts about its owner the engine reads next
+/// ([`Store::decide_in_context`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecisionContext {
+    pub verdict: Verdict,
+    /// The owner is a user here or in a local domain: the proxy enforces for them.
+    pub owner_is_ours: bool,
+    pub pending_view: PendingView,
+}
+
 /// What the engine, the web and the command line need from storage.
 ///
 /// Reads are served from memory; every write is validated, written and flushed to
@@ -84,6 +94,20 @@ pub trait Store: Send + Sync + 'static {
         let org = self.org();
         let policy = self.user(owner);
         decide(&org, policy.as_deref(), owner, watcher)
+    }
+
+    /// [`Store::decide`] with what the engine reads next about the same owner, in
+    /// one lookup: whether the owner is ours to protect (a user here, or in one of
+    /// the org's local domains) and the org's pending view. A NOTIFY needs all
+    /// three; reading them one by one cost two more lookups and a reference count.
+    fn decide_in_context(&self, owner: &Aor, watcher: &Aor) -> DecisionContext {
+        let org = self.org();
+        let policy = self.user(owner);
+        DecisionContext {
+            verdict: decide(&org, policy.as_deref(), owner, watcher),
+            owner_is_ours: policy.is_some() || org.is_internal(owner),
+            pending_view: org.pending_view,
+        }
     }
 
     /// Validates and durably applies one change.

@@ -398,6 +398,10 @@ impl Store for SledStore {
         self.cache.decide(owner, watcher)
     }
 
+    fn decide_in_context(&self, owner: &Aor, watcher: &Aor) -> super::DecisionContext {
+        self.cache.decide_in_context(owner, watcher)
+    }
+
     fn apply(&self, change: Change) -> Result<(), StoreError> {
         self.apply_all(vec![change])
     }

@@ -28,6 +28,7 @@
 
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use super::DecisionContext;
 use crate::policy::{
     decide, decide_facts, Action, Aor, DefaultExternal, DefaultInternal, Org, OwnerFacts,
     UserPolicy, Verdict,
@@ -471,10 +472,21 @@ impl Table {
     /// The decision for (owner, watcher): [`decide`] on the owner's policy, read
     /// as the module doc describes.
     pub fn decide(&self, owner: &Aor, watcher: &Aor) -> Verdict {
+        self.decide_in_context(owner, watcher).verdict
+    }
+
+    /// [`Table::decide`], with whether the owner is ours and the pending view
+    /// read from the same slot and the shard's org.
+    pub fn decide_in_context(&self, owner: &Aor, watcher: &Aor) -> DecisionContext {
         let h = self.hasher.hash(owner.as_str());
         let shard = self.read(h);
+        let org = &shard.org;
         let Some(slot) = shard.find(h, owner.as_str()) else {
-            return decide(&shard.org, None, owner, watcher);
+            return DecisionContext {
+                verdict: decide(org, None, owner, watcher),
+                owner_is_ours: org.is_internal(owner),
+                pending_view: org.pending_view,
+            };
         };
         let wh = self.hasher.hash(watcher.as_str());
         let dh = self.hasher.hash(watcher.domain());
@@ -483,7 +495,11 @@ impl Table {
         } else {
             slot.unnamed_facts()
         };
-        decide_facts(&shard.org, owner, watcher, &facts)
+        DecisionContext {
+            verdict: decide_facts(org, owner, watcher, &facts),
+            owner_is_ours: true,
+            pending_view: org.pending_view,
+        }
     }
 
     /// Adds or replaces the policy of `policy.aor`.
@@ -636,6 +652,14 @@ mod tests {
                     decide(org, policies[i].as_ref(), &o, w),
                     "owner {o} watcher {w}"
                 );
+                let ctx = table.decide_in_context(&o, w);
+                assert_eq!(ctx.verdict, table.decide(&o, w));
+                assert_eq!(
+                    ctx.owner_is_ours,
+                    policies[i].is_some() || org.is_internal(&o),
+                    "owner {o}"
+                );
+                assert_eq!(ctx.pending_view, org.pending_view);
             }
             assert_eq!(table.get(&o).as_deref(), policies[i].as_ref());
         }

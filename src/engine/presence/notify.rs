@@ -49,9 +49,9 @@ impl Presence {
         // to keep (the store is read under the dialog's lock; it never touches the
         // dialog table).
         let Some((watcher, owner, verdict, pending_view, plan)) = self.dialogs.with(&key, |d| {
-            let verdict = self.store.decide(&d.owner, &d.watcher);
-            let pending_view = self.store.org().pending_view;
-            let view = if self.owns(&d.owner) {
+            let ctx = self.store.decide_in_context(&d.owner, &d.watcher);
+            let (verdict, pending_view) = (ctx.verdict, ctx.pending_view);
+            let view = if ctx.owner_is_ours {
                 View::of(verdict.decision, pending_view)
             } else {
                 View::Real
