@@ -34,18 +34,10 @@ fn split_headers(s: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-/// Bytes a URI may hold as the parser checks it: anything but white space (folding
-/// included), `<`, `>` and `"`, which would mean a name-addr or a broken line.
-const URI_CHAR: [bool; 256] = {
-    let mut t = [true; 256];
-    let stops = b" \t\r\n<>\"";
-    let mut i = 0;
-    while i < stops.len() {
-        t[stops[i] as usize] = false;
-        i += 1;
-    }
-    t
-};
+// Bytes a URI may hold as the parser checks it: the same as inside a
+// name-addr's `<...>` (anything but white space, `<`, `>` and `"`, which would
+// mean a name-addr or a broken line).
+use super::values::IN_ANGLE as URI_CHAR;
 
 impl<'a> Uri<'a> {
     pub fn parse(b: &'a [u8]) -> Result<Uri<'a>, ParseError> {

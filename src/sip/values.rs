@@ -40,7 +40,7 @@ const PARAM_CHAR: [bool; 256] = param_char_table();
 
 /// Bytes that may stand inside `<...>` of a name-addr: anything but white space
 /// (RFC 4475 §3.1.2.14), `<`, `"` and the closing `>`.
-const IN_ANGLE: [bool; 256] = {
+pub(super) const IN_ANGLE: [bool; 256] = {
     let mut t = [true; 256];
     let stops = b" \t\r\n<>\"";
     let mut i = 0;
