@@ -485,20 +485,26 @@ fn declare_fast<'i>(
         let Ok(value) = unescape(value) else {
             return false;
         };
-        let ns = if value.is_empty() {
-            if prefix.is_some() {
-                return false;
-            }
-            Ns::None
-        } else {
-            known
-                .iter()
-                .position(|k| *k == value)
-                .map_or(Ns::Other, Ns::Known)
+        let Some(ns) = namespace_of(&value, prefix.is_some(), known) else {
+            return false;
         };
         scope.push(Binding { depth, prefix, ns });
     }
     true
+}
+
+/// The namespace an `xmlns` or `xmlns:prefix` attribute with `value` binds, or
+/// `None` when it may not: Namespaces in XML 1.0 §3, a prefix cannot be undeclared.
+fn namespace_of(value: &str, prefixed: bool, known: &[&str]) -> Option<Ns> {
+    if value.is_empty() {
+        return (!prefixed).then_some(Ns::None);
+    }
+    Some(
+        known
+            .iter()
+            .position(|k| *k == value)
+            .map_or(Ns::Other, Ns::Known),
+    )
 }
 
 /// [`declare`] read by quick-xml.
@@ -524,18 +530,8 @@ fn declare_quick_xml<'i>(
             continue;
         };
         let value = a.unescape_value().map_err(|err| malformed(pos, err))?;
-        let ns = if value.is_empty() {
-            if prefix.is_some() {
-                // Namespaces in XML 1.0 §3: a prefix cannot be undeclared.
-                return Err(malformed(pos, "empty namespace name for a prefix"));
-            }
-            Ns::None
-        } else {
-            known
-                .iter()
-                .position(|k| *k == value)
-                .map_or(Ns::Other, Ns::Known)
-        };
+        let ns = namespace_of(&value, prefix.is_some(), known)
+            .ok_or_else(|| malformed(pos, "empty namespace name for a prefix"))?;
         scope.push(Binding { depth, prefix, ns });
     }
     Ok(())
