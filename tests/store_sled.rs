@@ -296,3 +296,32 @@ fn org_change_cannot_drop_a_class_in_use() {
     }
     assert!(store.org().classes.contains_key("gold"));
 }
+
+/// A pending request's refresh is written without a flush (it happens on every
+/// re-SUBSCRIBE); the store says a flush is owed until `flush_deferred` pays it, and
+/// what it flushed is there after reopening.
+#[test]
+fn a_pending_refresh_is_owed_a_flush_until_flush_deferred() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, eve) = (aor("alice@example.com"), aor("eve@partner.net"));
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        store.apply(Change::SetOrg { org: org() }).unwrap();
+        assert!(store
+            .record_pending(&alice, &eve, PendingHow::Subscribe, 1_000)
+            .unwrap());
+        assert!(
+            !store.deferred_waiting(),
+            "a new request is flushed at once"
+        );
+        assert!(!store
+            .record_pending(&alice, &eve, PendingHow::Subscribe, 7_000)
+            .unwrap());
+        assert!(store.deferred_waiting(), "a refresh waits for a flush");
+        store.flush_deferred().unwrap();
+        assert!(!store.deferred_waiting());
+        store.flush_deferred().unwrap();
+    }
+    let store = reopen(dir.path()).unwrap();
+    assert_eq!(store.pending(&alice)[0].last_seen_ms, 7_000);
+}

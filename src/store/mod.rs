@@ -122,7 +122,8 @@ pub trait Store: Send + Sync + 'static {
     fn import(&self, doc: PolicyDocument) -> Result<(), StoreError>;
 
     /// Records (or refreshes `last_seen_ms` of) a pending request. Returns true when
-    /// it is new.
+    /// it is new. A new request is flushed before this returns; a refresh is only
+    /// written, and waits for [`Store::flush_deferred`].
     fn record_pending(
         &self,
         owner: &Aor,
@@ -143,4 +144,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// A receiver of every acknowledged change.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StoreEvent>;
+
+    /// Whether a write waits for [`Store::flush_deferred`].
+    fn deferred_waiting(&self) -> bool {
+        false
+    }
+    /// Flushes the writes committed without a flush (pending refreshes). Blocks on
+    /// the disk, so drivers call it off the packet path, on a short period: that
+    /// period bounds what a crash can lose of such writes.
+    fn flush_deferred(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

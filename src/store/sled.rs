@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ::sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -27,6 +28,23 @@ use crate::policy::{
 /// use is a multiple of it; the DashMap cache is what serves reads anyway.
 const SLED_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// sled's own background flusher is off (`flush_every_ms(None)`), for two reasons
+/// measured here:
+/// - sled 0.34's flusher also runs its segment cleaner, which on a store of
+///   100 000 imported users rewrote pages forever: 1.1 MB/s of disk writes from a
+///   proxy with no traffic and no change, still steady after 4 minutes (the
+///   behaviour reported as sled issue 1358 and mycognosist/solar issue 49).
+/// - each of its runs takes up to half its 500 ms period, and on the proxy's core
+///   that preempted the packet path for up to 5 ms (`sched_switch` trace,
+///   BENCHMARKS.md "Latency").
+///
+/// Nothing depends on it: every acknowledged write flushes itself, and the one
+/// write that does not (a pending request's refresh) is flushed by the driver
+/// through [`Store::flush_deferred`] within its 100 ms write-behind tick. Without
+/// the cleaner, sled still reuses a segment once nothing in it is live: 200 000
+/// random overwrites of 20 000 records left the data directory at its first size.
+const SLED_FLUSH_EVERY_MS: Option<u64> = None;
+
 /// Users decoded per cache update while loading the cache at start-up.
 const LOAD_BATCH: usize = 1024;
 
@@ -44,6 +62,8 @@ pub struct SledStore {
     cache: Cache,
     /// Serializes writers: validate-then-write must not interleave.
     write_lock: Mutex<()>,
+    /// A write was committed without a flush ([`Store::flush_deferred`] owes one).
+    deferred: AtomicBool,
     events: broadcast::Sender<StoreEvent>,
 }
 
@@ -70,7 +90,8 @@ impl SledStore {
         let location = dir.display().to_string();
         let config = sled::Config::new()
             .path(dir)
-            .cache_capacity(SLED_CACHE_BYTES);
+            .cache_capacity(SLED_CACHE_BYTES)
+            .flush_every_ms(SLED_FLUSH_EVERY_MS);
         let db = config.open().map_err(|e| match e {
             // sled 0.34.7 reports a held flock as Io(Other, "could not acquire lock on ...").
             sled::Error::Io(ref ioe) if ioe.to_string().contains("could not acquire lock") => {
@@ -88,6 +109,7 @@ impl SledStore {
         let db = sled::Config::new()
             .temporary(true)
             .cache_capacity(SLED_CACHE_BYTES)
+            .flush_every_ms(SLED_FLUSH_EVERY_MS)
             .open()
             .map_err(io)?;
         Self::from_db(db, "(temporary)".to_string())
@@ -179,6 +201,7 @@ impl SledStore {
             location,
             cache,
             write_lock: Mutex::new(()),
+            deferred: AtomicBool::new(false),
             events,
         })
     }
@@ -264,8 +287,15 @@ impl SledStore {
             Err(TransactionError::Storage(e)) => return Err(io(e)),
         }
         let flushed = if durable {
-            self.db.flush().map(|_| ())
+            // Clear first: a flush covers every write committed before it starts.
+            self.deferred.store(false, Ordering::Release);
+            let r = self.db.flush().map(|_| ());
+            if r.is_err() {
+                self.deferred.store(true, Ordering::Release);
+            }
+            r
         } else {
+            self.deferred.store(true, Ordering::Release);
             Ok(())
         };
         // sled holds the change now, flushed or not: the cache must show what a
@@ -574,5 +604,19 @@ impl Store for SledStore {
 
     fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
         self.events.subscribe()
+    }
+
+    fn deferred_waiting(&self) -> bool {
+        self.deferred.load(Ordering::Acquire)
+    }
+
+    fn flush_deferred(&self) -> Result<(), StoreError> {
+        if !self.deferred.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.db.flush().map(|_| ()).map_err(|e| {
+            self.deferred.store(true, Ordering::Release);
+            io(e)
+        })
     }
 }

@@ -186,7 +186,7 @@ impl Driver {
             tasks.spawn(tcp::accept_loop(shared.clone(), l));
         }
         tasks.spawn(timer_loop(shared.clone()));
-        tasks.spawn(learn_loop(shared.clone()));
+        tasks.spawn(write_behind_loop(shared.clone()));
         if shared.busy_poll.is_some() {
             let shared = shared.clone();
             tasks.spawn(async move {
@@ -245,24 +245,34 @@ async fn policy_loop(shared: Arc<Shared>) {
     }
 }
 
-/// How often queued learned contacts are written: one store transaction and flush
-/// for everything learned in that time.
-const LEARN_TICK: Duration = Duration::from_millis(100);
+/// How often write-behind work is done: the learned contacts queued in that time
+/// go in one store transaction and flush, and store writes made without a flush
+/// (pending refreshes) are flushed. A crash loses at most this much of either.
+const WRITE_BEHIND_TICK: Duration = Duration::from_millis(100);
 
-/// Writes learned contacts on a blocking thread, never on the packet path
-/// (`engine::presence::learn`); what is queued at shutdown is written before the
-/// loop ends.
-async fn learn_loop(shared: Arc<Shared>) {
+/// Does the store's write-behind work on a blocking thread, never on the packet
+/// path: learned contacts (`engine::presence::learn`) and
+/// [`Store::flush_deferred`](crate::store::Store::flush_deferred). What waits at
+/// shutdown is written before the loop ends.
+async fn write_behind_loop(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
     loop {
         let stopping = tokio::select! {
             _ = shutdown.changed() => true,
-            _ = tokio::time::sleep(LEARN_TICK) => false,
+            _ = tokio::time::sleep(WRITE_BEHIND_TICK) => false,
         };
-        if shared.engine.learned_waiting() {
-            let engine = shared.engine.clone();
-            if let Err(e) = tokio::task::spawn_blocking(move || engine.apply_learned()).await {
-                tracing::warn!(error = %e, "writing learned contacts failed");
+        let engine = &shared.engine;
+        if engine.learned_waiting() || engine.store().deferred_waiting() {
+            let engine = engine.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                engine.apply_learned();
+                engine.store().flush_deferred()
+            })
+            .await;
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "flushing deferred store writes failed"),
+                Err(e) => tracing::warn!(error = %e, "write-behind task failed"),
             }
         }
         if stopping {
