@@ -390,6 +390,46 @@ fn udp_burst_of_several_batches_is_forwarded_whole_and_in_order() {
     assert!(proxy.stop().success());
 }
 
+/// The receive loop stops reading after a short batch without waiting for
+/// `WouldBlock` (src/transport/udp.rs): a datagram that lands after that read must
+/// still wake it. Ping-pong in small bursts, so a missed wake-up is never covered by
+/// a later datagram: the next burst is only sent once this one is through.
+#[test]
+fn udp_small_bursts_in_lockstep_are_each_forwarded() {
+    let upstream = UdpSocket::bind("127.0.0.1:22281").unwrap();
+    let proxy = Proxy::start(&[
+        "--listen",
+        "127.0.0.1:22280",
+        "--upstream",
+        "udp:127.0.0.1:22281",
+    ]);
+    let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = phone.local_addr().unwrap().port();
+    for round in 0..300 {
+        let burst = 1 + round % 4;
+        for i in 0..burst {
+            let req = request(
+                "OPTIONS",
+                "UDP",
+                &format!("127.0.0.1:{port}"),
+                &format!("step-{round}-{i}"),
+                "sip:bob@127.0.0.1",
+            );
+            phone.send_to(&req, "127.0.0.1:22280").unwrap();
+        }
+        for i in 0..burst {
+            let (fwd, _) = recv_udp(&upstream);
+            let m = sip::parse(bytes::Bytes::from(fwd), &Limits::default()).unwrap();
+            assert_eq!(m.call_id(), Some(format!("step-{round}-{i}").as_bytes()));
+        }
+        if round % 50 == 0 {
+            // Now and then let the proxy's runtime go idle between bursts.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    assert!(proxy.stop().success());
+}
+
 #[test]
 fn tcp_burst_in_one_write_is_forwarded_whole_and_in_order_both_ways() {
     let upstream = TcpListener::bind("127.0.0.1:22281").unwrap();

@@ -4,12 +4,14 @@ use std::io;
 use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
+
+use super::udp_io::UdpIo;
 
 /// The sockets of one listen address.
 #[derive(Debug)]
 pub struct Listener {
-    pub udp: UdpSocket,
+    pub(crate) udp: UdpIo,
     pub tcp: TcpListener,
     /// The address as bound (port 0 resolved).
     pub local: SocketAddr,
@@ -42,7 +44,7 @@ pub fn bind(addr: SocketAddr) -> io::Result<Listener> {
     }))
 }
 
-fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+fn udp_socket(addr: SocketAddr) -> io::Result<UdpIo> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
@@ -52,7 +54,7 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     let _ = s.set_send_buffer_size(4 << 20);
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
-    UdpSocket::from_std(s.into())
+    UdpIo::new(s.into())
 }
 
 fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {

@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -26,6 +25,7 @@ mod busy_poll;
 mod mmsg;
 mod tcp;
 mod udp;
+mod udp_io;
 
 pub use bind::{bind, Listener};
 
@@ -70,8 +70,8 @@ pub(crate) struct Shared {
     /// The socket UDP datagrams to IPv4 / IPv6 destinations leave from: the first
     /// listener of that family, else the first listener. Chosen once at start, from
     /// the bound addresses (a `getsockname` per send was 4 % of the CPU).
-    udp_v4: Option<Arc<UdpSocket>>,
-    udp_v6: Option<Arc<UdpSocket>>,
+    udp_v4: Option<Arc<udp_io::UdpIo>>,
+    udp_v6: Option<Arc<udp_io::UdpIo>>,
     conns: DashMap<ConnId, tcp::ConnHandle, ahash::RandomState>,
     by_remote: DashMap<SocketAddr, ConnId, ahash::RandomState>,
     next_conn: AtomicU64,
