@@ -1,5 +1,6 @@
 #!/bin/bash
 # benches/e2e.sh [--quick] [--rounds N] [--secs S] [--no-tcp] [--only presence-proxy|kamailio] [--profile]
+# Environment: PP_BIN (another build), PP_BUSY_POLL_US, PP_RT_PRIO (see below).
 #
 # End-to-end comparison (issue 7): the same presence traffic through
 #   (a) presence-proxy  (100 000 users, 10 % of load pairs blocked, --trust-from), and
@@ -32,6 +33,10 @@ while [ $# -gt 0 ]; do
 done
 MEMSUBS=100000
 BUSY=${PP_BUSY_POLL_US:-0}   # sip.busy_poll_us of the proxy under test
+# PP_RT_PRIO: sip.realtime_priority of the proxy under test; Kamailio then runs under
+# `chrt -f` at the same priority (all its processes), so both get the same scheduler.
+RT=${PP_RT_PRIO:-0}
+KCHRT=""; [ "$RT" -gt 0 ] && KCHRT="chrt -f $RT"
 # Ports of this benchmark only (loopback).
 KPORT=35060; PPORT=35070; SPORT=35080; WPORT=35061; HPORT=35090
 TMO=2000; SATWIN=200
@@ -73,7 +78,7 @@ port_up() { local h; h=$(printf ':%04X ' "$1"); grep -q "$h" /proc/net/udp && gr
 start() {   # start KIND → PID, TARGET
   case "$1" in
     kamailio)
-      taskset -c 0 kamailio -f "$W/kam.cfg" -DD -E -m 256 -M 32 -x tlsf > "$W/kam.log" 2>&1 &
+      $KCHRT taskset -c 0 kamailio -f "$W/kam.cfg" -DD -E -m 256 -M 32 -x tlsf > "$W/kam.log" 2>&1 &
       PID=$!; TARGET=127.0.0.1:$KPORT
       for _ in $(seq 1 150); do
         grep -q 'entries loaded' "$W/kam.log" && port_up $KPORT && [ "$(pgrep -P $PID | wc -l)" -ge 5 ] && break
@@ -81,7 +86,7 @@ start() {   # start KIND → PID, TARGET
       done ;;
     presence-proxy)
       rm -rf "$W/ppdata"; cp -a "$W/ppdata-template" "$W/ppdata"
-      printf '[sip]\nbusy_poll_us = %s\n' "$BUSY" > "$W/pp.toml"
+      printf '[sip]\nbusy_poll_us = %s\nrealtime_priority = %s\n' "$BUSY" "$RT" > "$W/pp.toml"
       taskset -c 0 "$PP" --config "$W/pp.toml" --listen 127.0.0.1:$PPORT --upstream udp:127.0.0.1:$SPORT --data "$W/ppdata" --http 127.0.0.1:$HPORT \
         --trust-from > "$W/pp.log" 2>&1 &
       PID=$!; TARGET=127.0.0.1:$PPORT
@@ -150,6 +155,6 @@ fi
 
 log "results: $OUT"
 echo "machine: $(nproc) vCPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(uname -r); load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "command: benches/e2e.sh $([ $QUICK = 1 ] && echo --quick) (rounds $ROUNDS, $SECS s per run); presence-proxy: $PP"
+echo "command: benches/e2e.sh $([ $QUICK = 1 ] && echo --quick) (rounds $ROUNDS, $SECS s per run); presence-proxy: $PP; PP_BUSY_POLL_US=$BUSY PP_RT_PRIO=$RT"
 echo "kamailio: $(kamailio -v 2> /dev/null | head -1)"
 "$LG" table "$OUT"

@@ -60,6 +60,11 @@ pub struct SipConfig {
     /// sleeping (0: off). Lowers latency on virtual machines, where a sleeping
     /// vCPU wakes slowly, at the price of a spinning core while traffic flows.
     pub busy_poll_us: u64,
+    /// `SCHED_FIFO` priority (1..=99) of the threads that carry SIP, so no other
+    /// task on their core preempts them (0: off, the default scheduler). Needs
+    /// `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` at least this high; not with busy
+    /// polling. See `transport::realtime`.
+    pub realtime_priority: u8,
     pub limits: LimitsConfig,
 }
 
@@ -75,6 +80,7 @@ impl Default for SipConfig {
             message_block_status: 480,
             record_route_invite: false,
             busy_poll_us: 0,
+            realtime_priority: 0,
             limits: LimitsConfig::default(),
         }
     }
@@ -381,6 +387,20 @@ impl Config {
                 "must be 0 (off) ..= 1000000 microseconds",
             ));
         }
+        if sip.realtime_priority > crate::transport::realtime::MAX_PRIORITY {
+            return Err(ConfigError::invalid(
+                "sip.realtime_priority",
+                "must be 0 (off) ..= 99",
+            ));
+        }
+        if sip.realtime_priority > 0 && sip.busy_poll_us > 0 {
+            return Err(ConfigError::invalid(
+                "sip.realtime_priority",
+                "cannot be combined with sip.busy_poll_us: a spinning real-time thread \
+                 exhausts the kernel's real-time share and is then stopped for the rest \
+                 of each period; choose one",
+            ));
+        }
         let l = &sip.limits;
         if !(512..=65_535).contains(&l.max_message) {
             return Err(ConfigError::invalid(
@@ -550,6 +570,11 @@ mod tests {
             ),
             ("[sip]\ntrusted_peers = [\"pbx\"]\n", "sip.trusted_peers[0]"),
             ("[sip]\nbusy_poll_us = 2000000\n", "sip.busy_poll_us"),
+            ("[sip]\nrealtime_priority = 100\n", "sip.realtime_priority"),
+            (
+                "[sip]\nrealtime_priority = 10\nbusy_poll_us = 300\n",
+                "sip.realtime_priority",
+            ),
             (
                 "[sip.limits]\nmax_message = 100000\n",
                 "sip.limits.max_message",

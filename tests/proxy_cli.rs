@@ -246,3 +246,81 @@ fn sigint_is_a_clean_shutdown_too() {
     assert!(status.success(), "exit status after SIGINT: {status}");
     assert!(!data.path().join("proxy.json").exists());
 }
+
+/// `policy` (field 41 of /proc/PID/task/TID/stat) of each of the process's threads,
+/// by thread name.
+fn thread_policies(pid: u32) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // Fields after the parenthesized name start at field 3.
+        let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else {
+            continue;
+        };
+        if let Some(policy) = rest.split(' ').nth(41 - 3) {
+            out.push((comm.trim().to_string(), policy.parse().unwrap()));
+        }
+    }
+    out
+}
+
+/// `sip.realtime_priority`: the workers that carry SIP run under SCHED_FIFO (1),
+/// every other thread (main, tokio's blocking pool, the log writer) keeps the
+/// default policy (0), and the proxy still forwards.
+#[test]
+fn realtime_priority_puts_the_sip_workers_and_only_them_under_fifo() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rt.toml");
+    std::fs::write(&file, "[sip]\nrealtime_priority = 3\n").unwrap();
+    let upstream = std::net::UdpSocket::bind("127.0.0.1:22111").unwrap();
+    upstream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let proxy = Proxy::start(&[
+        "--config",
+        file.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:22110",
+        "--upstream",
+        "udp:127.0.0.1:22111",
+    ]);
+    let phone = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = phone.local_addr().unwrap().port();
+    let options = format!(
+        "OPTIONS sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKrt1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@example.com>\r\n\
+         Call-ID: rt-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    phone
+        .send_to(options.as_bytes(), "127.0.0.1:22110")
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    upstream
+        .recv_from(&mut buf)
+        .expect("the OPTIONS is forwarded");
+    let policies = thread_policies(proxy.pid());
+    let workers: Vec<_> = policies
+        .iter()
+        .filter(|(n, _)| n == "tokio-rt-worker")
+        .collect();
+    assert!(!workers.is_empty(), "{policies:?}");
+    // A worker that never parked yet has not raised itself; one must have. Tokio
+    // names its blocking threads like its workers: at most one FIFO thread per
+    // worker (one per CPU) tells that no other thread got it.
+    let fifo = workers.iter().filter(|(_, p)| *p == 1).count();
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert!((1..=cpus).contains(&fifo), "{policies:?}");
+    assert!(
+        policies
+            .iter()
+            .filter(|(n, _)| n != "tokio-rt-worker")
+            .all(|(_, p)| *p == 0),
+        "{policies:?}"
+    );
+    assert!(proxy.log().contains("SCHED_FIFO"), "{}", proxy.log());
+    assert!(proxy.stop().success());
+}

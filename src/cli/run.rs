@@ -69,10 +69,21 @@ pub fn main(args: RunArgs) -> ExitCode {
     if config.sip.trust_from {
         tracing::warn!("sip.trust_from is on: watchers are identified by their From header, which anyone can forge");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let priority = config.sip.realtime_priority;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if priority > 0 {
+        if let Err(e) = transport::realtime::check(priority) {
+            eprintln!(
+                "presence-proxy: sip.realtime_priority = {priority} refused by the kernel: {e} \
+                 (needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least {priority})"
+            );
+            return ExitCode::from(exit::INVALID);
+        }
+        builder.on_thread_park(move || transport::realtime::on_worker_park(priority));
+        tracing::info!(priority, "SIP worker threads run under SCHED_FIFO");
+    }
+    let runtime = match builder.build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("presence-proxy: cannot start the runtime: {e}");

@@ -23,6 +23,7 @@ use crate::engine::{ConnId, DropReason, Engine, Transmit, Transport};
 mod bind;
 mod busy_poll;
 mod mmsg;
+pub mod realtime;
 mod tcp;
 mod udp;
 mod udp_io;
