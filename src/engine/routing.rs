@@ -95,7 +95,10 @@ impl Router {
             host_ports,
             advertised_ip,
             cfg,
-            flows: DashMap::default(),
+            flows: DashMap::with_hasher_and_shard_amount(
+                ahash::RandomState::default(),
+                crate::engine::GROWING_MAP_SHARDS,
+            ),
             by_conn: DashMap::default(),
         }
     }
