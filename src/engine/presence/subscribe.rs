@@ -139,7 +139,9 @@ impl Presence {
         if identity == IdentitySource::Anonymous || watcher == owner {
             return;
         }
-        if self.owns(owner) && self.store.decide(owner, watcher).decision == Decision::Pending {
+        // One slot read for both questions (is the owner ours, is this pending).
+        let ctx = self.store.decide_in_context(owner, watcher);
+        if ctx.owner_is_ours && ctx.verdict.decision == Decision::Pending {
             self.record_pending(now_ms, owner, watcher, PendingHow::Subscribe, out);
         }
         // "Anyone in your contact list (being watched by you)": the subscriber is the
