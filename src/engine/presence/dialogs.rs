@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use dashmap::DashMap;
@@ -160,6 +160,12 @@ pub struct DialogTable {
     pending_age: Mutex<AgeQueue>,
     caps: Caps,
     evicted: AtomicU64,
+    /// When the last eviction warning was logged (ms; 0: never), and the total then.
+    warned_ms: AtomicU64,
+    warned_total: AtomicU64,
+    /// `dialogs.len()`, kept here: DashMap counts by locking every shard, and the
+    /// global cap asks on every new dialog.
+    count: AtomicUsize,
 }
 
 /// (dialog, its `created_ms`) in creation order: the creation time tells a queued
@@ -191,6 +197,9 @@ struct Sweep {
 /// Entries a push checks while a sweep runs: a sweep over n entries ends within
 /// n / 8 pushes, well before the next one is due (n pushes later).
 const SWEEP_STEP: usize = 8;
+
+/// The shortest interval between two eviction warnings.
+const EVICTION_WARN_EVERY_MS: u64 = 10_000;
 
 impl AgeQueue {
     fn push(&mut self, entry: (DialogKey, u64), is_live: impl FnMut(&(DialogKey, u64)) -> bool) {
@@ -260,15 +269,18 @@ impl DialogTable {
             pending_age: Mutex::new(AgeQueue::default()),
             caps,
             evicted: AtomicU64::new(0),
+            warned_ms: AtomicU64::new(0),
+            warned_total: AtomicU64::new(0),
+            count: AtomicUsize::new(0),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.dialogs.len()
+        self.count.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.dialogs.is_empty()
+        self.len() == 0
     }
 
     /// Dialogs dropped to stay within the caps since start.
@@ -293,15 +305,18 @@ impl DialogTable {
             if bucket >= self.caps.per_owner {
                 let keys = self.keys_of(&dialog.owner);
                 if keys.len() >= self.caps.per_owner {
-                    self.evict_oldest(keys.into_iter());
+                    self.evict_oldest(keys.into_iter(), dialog.created_ms);
                 }
             }
             if self.dialogs.len() >= self.caps.global {
-                self.evict_oldest_globally();
+                self.evict_oldest_globally(dialog.created_ms);
             }
         }
         let (created, pending) = (dialog.created_ms, dialog.is_pending());
         let old = self.dialogs.insert(key, Box::new(dialog));
+        if old.is_none() {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(old) = &old {
             self.unindex(&old.owner, &key);
         }
@@ -336,7 +351,7 @@ impl DialogTable {
     }
 
     /// The global cap: the oldest pending dialog, or failing that the oldest.
-    fn evict_oldest_globally(&self) {
+    fn evict_oldest_globally(&self, now_ms: u64) {
         for (queue, pending_only) in [(&self.pending_age, true), (&self.age, false)] {
             let victim = {
                 let Ok(mut q) = queue.lock() else { continue };
@@ -351,8 +366,7 @@ impl DialogTable {
             };
             if let Some(k) = victim {
                 if let Some(d) = self.remove(&k) {
-                    self.evicted.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(owner = %d.owner, watcher = %d.watcher, "dialog cap reached: oldest dialog evicted");
+                    self.note_eviction(&d, now_ms, "global");
                     return;
                 }
             }
@@ -360,7 +374,7 @@ impl DialogTable {
     }
 
     /// The per-owner cap: scans that owner's dialogs (at most `per_owner` of them).
-    fn evict_oldest(&self, keys: impl Iterator<Item = DialogKey>) {
+    fn evict_oldest(&self, keys: impl Iterator<Item = DialogKey>, now_ms: u64) {
         let mut best: Option<(bool, u64, DialogKey)> = None;
         for k in keys {
             let Some(d) = self.dialogs.get(&k) else {
@@ -375,9 +389,31 @@ impl DialogTable {
         }
         if let Some((_, _, k)) = best {
             if let Some(d) = self.remove(&k) {
-                self.evicted.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(owner = %d.owner, watcher = %d.watcher, "dialog cap reached: oldest dialog evicted");
+                self.note_eviction(&d, now_ms, "per owner");
             }
+        }
+    }
+
+    /// Counts an eviction and warns about it, at most once per
+    /// [`EVICTION_WARN_EVERY_MS`]: a proxy held at its cap evicts on every new
+    /// SUBSCRIBE, and a line each (45 233 in one 6 s benchmark run) floods the log
+    /// and costs a write per SUBSCRIBE. The counter
+    /// (`presence_proxy_dialogs_evicted_total`) has every one.
+    fn note_eviction(&self, d: &Dialog, now_ms: u64, cap: &'static str) {
+        let total = self.evicted.fetch_add(1, Ordering::Relaxed) + 1;
+        let last = self.warned_ms.load(Ordering::Relaxed);
+        let due = last == 0 || now_ms.saturating_sub(last) >= EVICTION_WARN_EVERY_MS;
+        if due
+            && self
+                .warned_ms
+                .compare_exchange(last, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let since = total - self.warned_total.swap(total, Ordering::Relaxed);
+            tracing::warn!(
+                cap, owner = %d.owner, watcher = %d.watcher, evicted = since, evicted_total = total,
+                "dialog cap reached: oldest dialogs evicted (one line per 10 s at most)"
+            );
         }
     }
 
@@ -397,6 +433,7 @@ impl DialogTable {
 
     pub fn remove(&self, key: &DialogKey) -> Option<Dialog> {
         let (_, d) = self.dialogs.remove(key)?;
+        self.count.fetch_sub(1, Ordering::Relaxed);
         self.unindex(&d.owner, key);
         Some(*d)
     }
@@ -616,6 +653,60 @@ mod tests {
             }
             assert_eq!(q.queue.len(), pushes, "only the new entries, once each");
         }
+    }
+
+    /// The kept count follows every way a dialog comes and goes.
+    #[test]
+    fn len_is_the_number_of_dialogs() {
+        let t = DialogTable::new(Caps {
+            per_owner: 10,
+            global: 3,
+        });
+        t.insert(key(1), dialog("a@example.com", 1, true));
+        t.insert(key(1), dialog("a@example.com", 2, true));
+        t.insert(key(2), dialog("b@example.com", 3, true));
+        assert_eq!((t.len(), t.dialogs.len()), (2, 2));
+        t.insert(key(3), dialog("c@example.com", 4, true));
+        t.insert(key(4), dialog("d@example.com", 5, true));
+        assert_eq!((t.len(), t.dialogs.len()), (3, 3), "one evicted at the cap");
+        assert!(t.remove(&key(4)).is_some());
+        assert!(t.remove(&key(4)).is_none());
+        assert_eq!((t.len(), t.dialogs.len()), (2, 2));
+        t.set_expiry(&key(2), 10);
+        t.set_expiry(&key(3), 10);
+        assert_eq!(t.expire(10).len(), 2);
+        assert_eq!((t.len(), t.dialogs.len()), (0, 0));
+        assert!(t.is_empty());
+    }
+
+    /// A table held at its cap warns once per 10 s, not once per eviction; the
+    /// counter has them all.
+    #[test]
+    fn evictions_at_the_cap_warn_at_most_every_ten_seconds() {
+        let t = DialogTable::new(Caps {
+            per_owner: 10,
+            global: 1,
+        });
+        for n in 0..50u32 {
+            t.insert(
+                key(n),
+                dialog(&format!("u{n}@example.com"), 1_000 + u64::from(n), true),
+            );
+        }
+        assert_eq!(t.evicted(), 49);
+        assert_eq!(
+            t.warned_ms.load(Ordering::Relaxed),
+            1_001,
+            "the first eviction warned"
+        );
+        assert_eq!(t.warned_total.load(Ordering::Relaxed), 1);
+        t.insert(key(100), dialog("late@example.com", 11_001, true));
+        assert_eq!(
+            t.warned_ms.load(Ordering::Relaxed),
+            11_001,
+            "10 s later, one more"
+        );
+        assert_eq!(t.warned_total.load(Ordering::Relaxed), 50);
     }
 
     #[test]
