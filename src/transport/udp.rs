@@ -18,7 +18,8 @@ use crate::engine::{DropReason, Received, Transmit, Transport};
 pub(super) const FLUSH_AT: usize = 8;
 
 /// Receives datagrams until shutdown, feeding each to the engine. The socket is
-/// drained (until `WouldBlock`) before the task waits again, yielding to the other
+/// drained (until a batch comes back short, or `WouldBlock`) before the task waits
+/// again, yielding to the other
 /// tasks (TCP writers, timer) after every full batch; what the engine answers
 /// leaves [`FLUSH_AT`] at a time in one `sendmmsg`. No error ends the loop: on
 /// Linux a UDP socket reports ICMP port-unreachable of an earlier send as an error
