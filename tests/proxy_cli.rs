@@ -324,3 +324,46 @@ fn realtime_priority_puts_the_sip_workers_and_only_them_under_fifo() {
     assert!(proxy.log().contains("SCHED_FIFO"), "{}", proxy.log());
     assert!(proxy.stop().success());
 }
+
+/// Without the privilege to use it, a configured real-time priority stops the
+/// start (exit 3) with the reason, instead of a proxy that silently runs without
+/// it. As root the binary runs as `nobody` (setpriv), which has no CAP_SYS_NICE
+/// and an RLIMIT_RTPRIO of 0.
+#[test]
+fn realtime_priority_without_the_privilege_is_refused_with_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rt.toml");
+    std::fs::write(&file, "[sip]\nrealtime_priority = 5\n").unwrap();
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    let mut cmd = if root {
+        // The file must be readable by nobody.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+        c
+    } else {
+        Command::new(BIN)
+    };
+    let o = cmd
+        .args([
+            "--config",
+            file.to_str().unwrap(),
+            "--data",
+            "/nonexistent/rt",
+        ])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run presence-proxy");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("sip.realtime_priority = 5 refused"),
+        "{}",
+        stderr(&o)
+    );
+}
