@@ -5,7 +5,7 @@
 //! edge of its own (the skb is released at once on loopback, later on a NIC, and
 //! `sock_wfree` wakes the socket's waiters). With no task waiting to write, every
 //! such edge still woke the runtime for nothing: at 3 000 flows/s, 2 263 of 7 300
-//! `epoll_wait` returns were `EPOLLOUT` alone (strace, BENCHMARKS.md "Latency").
+//! `epoll_wait` returns were `EPOLLOUT` alone (strace; BENCHMARKS.md, session 4).
 //! Here sends go straight to the kernel, and only a send that finds the buffer full
 //! registers for writability, on a duplicate descriptor, for as long as it waits.
 
