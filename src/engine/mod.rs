@@ -205,9 +205,18 @@ impl Engine {
         self.presence.apply_learned();
     }
 
-    /// Whether [`Engine::apply_learned`] has work.
-    pub fn learned_waiting(&self) -> bool {
-        self.presence.learned_waiting()
+    /// Whether [`Engine::write_behind`] has work.
+    pub fn write_behind_waiting(&self) -> bool {
+        self.presence.learned_waiting() || self.store.deferred_waiting()
+    }
+
+    /// The store work a live driver does after the answers: the learned contacts
+    /// ([`Engine::apply_learned`]), then a flush of the writes committed without
+    /// one ([`Store::flush_deferred`]). Blocks on the disk: drivers call it off the
+    /// packet path, on a short period.
+    pub fn write_behind(&self) -> Result<(), crate::store::StoreError> {
+        self.apply_learned();
+        self.store.flush_deferred()
     }
 
     /// A decision may have changed for `owner` (everyone when `None`): the driver

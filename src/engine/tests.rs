@@ -730,3 +730,36 @@ Content-Length: 0
     );
     assert_eq!(parsed(t).vias().count(), 1);
 }
+
+/// The driver's write-behind covers both kinds of deferred store work: a pending
+/// refresh written without a flush is reported as waiting and flushed by it.
+#[test]
+fn write_behind_flushes_a_pending_refresh() {
+    let store = Arc::new(crate::store::SledStore::temporary().unwrap());
+    let e = Engine::new(
+        EngineConfig::new(
+            addr("127.0.0.1:5070"),
+            Transport::Udp,
+            vec![addr("127.0.0.1:5060")],
+        ),
+        store.clone(),
+    );
+    let (alice, eve) = (
+        Aor::parse("alice@example.com").unwrap(),
+        Aor::parse("eve@partner.net").unwrap(),
+    );
+    assert!(!e.write_behind_waiting());
+    store
+        .record_pending(&alice, &eve, PendingHow::Subscribe, NOW)
+        .unwrap();
+    assert!(
+        !e.write_behind_waiting(),
+        "a new request is flushed at once"
+    );
+    store
+        .record_pending(&alice, &eve, PendingHow::Subscribe, NOW + 1)
+        .unwrap();
+    assert!(e.write_behind_waiting());
+    e.write_behind().unwrap();
+    assert!(!e.write_behind_waiting());
+}

@@ -251,10 +251,8 @@ async fn policy_loop(shared: Arc<Shared>) {
 /// (pending refreshes) are flushed. A crash loses at most this much of either.
 const WRITE_BEHIND_TICK: Duration = Duration::from_millis(100);
 
-/// Does the store's write-behind work on a blocking thread, never on the packet
-/// path: learned contacts (`engine::presence::learn`) and
-/// [`Store::flush_deferred`](crate::store::Store::flush_deferred). What waits at
-/// shutdown is written before the loop ends.
+/// Runs [`Engine::write_behind`] on a blocking thread, never on the packet path.
+/// What waits at shutdown is written before the loop ends.
 async fn write_behind_loop(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
     loop {
@@ -262,14 +260,9 @@ async fn write_behind_loop(shared: Arc<Shared>) {
             _ = shutdown.changed() => true,
             _ = tokio::time::sleep(WRITE_BEHIND_TICK) => false,
         };
-        let engine = &shared.engine;
-        if engine.learned_waiting() || engine.store().deferred_waiting() {
-            let engine = engine.clone();
-            let done = tokio::task::spawn_blocking(move || {
-                engine.apply_learned();
-                engine.store().flush_deferred()
-            })
-            .await;
+        if shared.engine.write_behind_waiting() {
+            let engine = shared.engine.clone();
+            let done = tokio::task::spawn_blocking(move || engine.write_behind()).await;
             match done {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "flushing deferred store writes failed"),
