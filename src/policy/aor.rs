@@ -36,26 +36,9 @@ impl Domain {
     /// ending with `-`, 1..=63 bytes, 253 in all), an IPv4 literal, or a bracketed
     /// IPv6 reference (RFC 5118). Lower-cases it.
     pub fn parse(s: &str) -> Result<Self, AorError> {
-        let s = s.trim();
-        let lower = s.to_ascii_lowercase();
-        if lower.is_empty() || lower.len() > 253 {
-            return Err(AorError::BadDomain(s.to_string()));
-        }
-        if let Some(inner) = lower.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-            return inner
-                .parse::<std::net::Ipv6Addr>()
-                .map(|_| Domain(lower.clone()))
-                .map_err(|_| AorError::BadDomain(s.to_string()));
-        }
-        let labels_ok = lower.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-        if labels_ok {
-            Ok(Domain(lower))
+        let t = s.trim();
+        if domain_ok(t) {
+            Ok(Domain(t.to_ascii_lowercase()))
         } else {
             Err(AorError::BadDomain(s.to_string()))
         }
@@ -113,8 +96,11 @@ impl Aor {
         }
         let rest = match t.find(':') {
             Some(i) if !t[..i].contains('@') => {
-                let scheme = t[..i].to_ascii_lowercase();
-                if !matches!(scheme.as_str(), "sip" | "sips" | "pres" | "im") {
+                let scheme = &t[..i];
+                if !["sip", "sips", "pres", "im"]
+                    .iter()
+                    .any(|k| k.eq_ignore_ascii_case(scheme))
+                {
                     return Err(AorError::BadScheme(s.to_string()));
                 }
                 &t[i + 1..]
@@ -132,14 +118,20 @@ impl Aor {
         if user_raw.is_empty() {
             return Err(AorError::EmptyUser(s.to_string()));
         }
-        let user = unescape_user(user_raw).ok_or_else(|| AorError::BadUser(s.to_string()))?;
         let host = strip_port(hostport);
-        let domain = Domain::parse(host)?;
-        let full = format!("{user}@{}", domain.as_str());
-        Ok(Aor {
-            at: user.len(),
-            full,
-        })
+        // One allocation: this runs for every presence request the proxy judges.
+        let mut full = Vec::with_capacity(user_raw.len() + 1 + host.len());
+        unescape_user(user_raw, &mut full).ok_or_else(|| AorError::BadUser(s.to_string()))?;
+        let host = host.trim();
+        if !domain_ok(host) {
+            return Err(AorError::BadDomain(host.to_string()));
+        }
+        let at = full.len();
+        full.push(b'@');
+        full.extend(host.bytes().map(|b| b.to_ascii_lowercase()));
+        // The user part was checked as UTF-8 and the host is ASCII.
+        let full = String::from_utf8(full).map_err(|_| AorError::BadUser(s.to_string()))?;
+        Ok(Aor { at, full })
     }
 
     /// The unknown watcher, `anonymous@anonymous.invalid`.
@@ -160,6 +152,24 @@ impl Aor {
     }
 }
 
+/// [`Domain::parse`]'s rules, checked on the text as given (case does not matter
+/// to them), so a parse allocates only for the result.
+fn domain_ok(s: &str) -> bool {
+    if s.is_empty() || s.len() > 253 {
+        return false;
+    }
+    if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return inner.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    s.split('.').all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    })
+}
+
 fn strip_port(hostport: &str) -> &str {
     if hostport.starts_with('[') {
         return match hostport.find(']') {
@@ -173,10 +183,11 @@ fn strip_port(hostport: &str) -> &str {
     }
 }
 
-/// Decodes `%HH` escapes and checks the RFC 3261 §25.1 user characters.
-fn unescape_user(raw: &str) -> Option<String> {
+/// Decodes `%HH` escapes onto `out` and checks the RFC 3261 §25.1 user
+/// characters; the decoded user must be UTF-8 without controls, `@` or spaces.
+fn unescape_user(raw: &str, out: &mut Vec<u8>) -> Option<()> {
     let b = raw.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
+    let start = out.len();
     let mut i = 0;
     while i < b.len() {
         match b[i] {
@@ -192,11 +203,11 @@ fn unescape_user(raw: &str) -> Option<String> {
             _ => return None,
         }
     }
-    let s = String::from_utf8(out).ok()?;
-    if s.chars().any(|c| c.is_control() || c == '@' || c == ' ') {
+    let user = std::str::from_utf8(&out[start..]).ok()?;
+    if user.chars().any(|c| c.is_control() || c == '@' || c == ' ') {
         return None;
     }
-    Some(s)
+    Some(())
 }
 
 impl TryFrom<String> for Aor {
@@ -269,5 +280,34 @@ mod tests {
             Aor::parse("tel:a@x.org"),
             Err(AorError::BadScheme(_))
         ));
+    }
+
+    #[test]
+    fn scheme_and_host_compare_without_case_the_escaped_user_with_it() {
+        let a = Aor::parse("SIPS:%41b@[::A]:5061").unwrap();
+        assert_eq!(a.as_str(), "Ab@[::a]");
+        assert_eq!((a.user(), a.domain()), ("Ab", "[::a]"));
+        assert!(matches!(
+            Aor::parse("sip:%0a@x.org"),
+            Err(AorError::BadUser(_))
+        ));
+        assert!(matches!(Aor::parse("sip:%e9@x.org"), Err(AorError::BadUser(_))));
+        assert!(matches!(Aor::parse("a@-x.org"), Err(AorError::BadDomain(_))));
+        assert_eq!(Domain::parse(" Ex.ORG ").unwrap().as_str(), "ex.org");
+    }
+
+    proptest::proptest! {
+        /// A parsed AoR parses back to itself: what the store keys on is stable.
+        #[test]
+        fn parsing_is_idempotent(
+            user in "[A-Za-z0-9._~-]{1,12}",
+            host in "[A-Za-z0-9-]{1,10}(\\.[A-Za-z]{2,4}){0,2}",
+        ) {
+            if let Ok(a) = Aor::parse(&format!("sip:{user}@{host}:5060;transport=tcp")) {
+                let again = Aor::parse(a.as_str()).unwrap();
+                proptest::prop_assert_eq!(&again, &a);
+                proptest::prop_assert_eq!(a.domain(), host.to_ascii_lowercase());
+            }
+        }
     }
 }
