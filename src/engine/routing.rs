@@ -25,7 +25,7 @@ use dashmap::DashMap;
 use super::metrics::{DropReason, Refusal};
 use super::{ConnId, Direction, EngineConfig, Received, Transport};
 use crate::config::canonical_ip;
-use crate::sip::{Editor, Message, Method, Uri};
+use crate::sip::{Editor, HeaderKind, Message, Method, Uri};
 
 /// The magic cookie of RFC 3261 §8.1.1.7 followed by our mark, so our own Vias
 /// can be told from a previous hop's.
@@ -76,6 +76,9 @@ pub struct Router {
     /// `host:port` of each listen address (as in `cfg.local`), written into every
     /// Via and Record-Route: formatted once here instead of per message.
     host_ports: Vec<String>,
+    /// Our Record-Route value for each listen address, over UDP and over TCP
+    /// (RFC 3261 §16.6 step 4), formatted once like `host_ports`.
+    record_routes: Vec<[String; 2]>,
     /// The advertised host as an IP, when it is one.
     advertised_ip: Option<IpAddr>,
     /// Contact host:port → the flow its requests came on.
@@ -86,13 +89,18 @@ pub struct Router {
 
 impl Router {
     pub fn new(cfg: EngineConfig) -> Self {
-        let host_ports = cfg.local.iter().map(|l| host_port(&cfg, *l)).collect();
+        let host_ports: Vec<String> = cfg.local.iter().map(|l| host_port(&cfg, *l)).collect();
+        let record_routes = host_ports
+            .iter()
+            .map(|hp| [Transport::Udp, Transport::Tcp].map(|t| record_route(hp, t)))
+            .collect();
         let advertised_ip = cfg
             .advertised_host
             .as_deref()
             .and_then(|h| parse_host_ip(h.as_bytes()));
         Router {
             host_ports,
+            record_routes,
             advertised_ip,
             cfg,
             flows: DashMap::with_hasher_and_shard_amount(
@@ -166,21 +174,24 @@ impl Router {
         let to_tag = to.as_ref().and_then(|t| t.tag);
         let loop_hash = loop_hash(msg, dir, from_tag, to_tag);
         let loop_hex = hex_u32(loop_hash);
-        let mut top_via = None;
-        for (i, v) in msg.vias().enumerate() {
-            // The branch test first: it is cheap and rarely true.
-            if v.branch
-                .is_some_and(|b| b.starts_with(BRANCH_PREFIX.as_bytes()) && b.ends_with(&loop_hex))
-                && self.names_us(v.host, v.port)
-            {
-                return Err(Refuse {
-                    status: 482,
-                    reason: "Loop Detected",
-                    why: Refusal::Loop,
-                });
-            }
-            if i == 0 {
-                top_via = Some(v);
+        let top_via = msg.top_via();
+        // Only a Via whose branch ends with this loop hash can be a loop, so the
+        // Vias are parsed one by one only when some Via line holds it at all.
+        let may_loop = msg
+            .lines_of_kind(HeaderKind::Via)
+            .any(|h| memchr::memmem::find(h.value(msg), &loop_hex).is_some());
+        if may_loop {
+            for v in msg.vias() {
+                if v.branch.is_some_and(|b| {
+                    b.starts_with(BRANCH_PREFIX.as_bytes()) && b.ends_with(&loop_hex)
+                }) && self.names_us(v.host, v.port)
+                {
+                    return Err(Refuse {
+                        status: 482,
+                        reason: "Loop Detected",
+                        why: Refusal::Loop,
+                    });
+                }
             }
         }
 
@@ -224,9 +235,9 @@ impl Router {
             let wants_rport = via.rport.is_some();
             let sent_by_differs = parse_host_ip(via.host).map(canonical_ip) != Some(src_ip);
             if wants_rport || sent_by_differs {
-                let received = src_ip.to_string();
+                let mut text = [0u8; IP_TEXT_MAX];
                 ed.set_top_via_params(
-                    Some(received.as_bytes()),
+                    Some(ip_text(src_ip, &mut text)),
                     wants_rport.then_some(rx.source.port()),
                 );
             }
@@ -463,13 +474,41 @@ impl Router {
         via
     }
 
-    fn record_route(&self, local: SocketAddr, transport: Transport) -> String {
-        let t = match transport {
-            Transport::Udp => "",
-            Transport::Tcp => ";transport=tcp",
-        };
-        format!("<sip:{}{t};lr>", self.host_port(local))
+    fn record_route(&self, local: SocketAddr, transport: Transport) -> std::borrow::Cow<'_, str> {
+        match self.cfg.local.iter().position(|l| *l == local) {
+            Some(i) => {
+                let t = match transport {
+                    Transport::Udp => 0,
+                    Transport::Tcp => 1,
+                };
+                std::borrow::Cow::Borrowed(self.record_routes[i][t].as_str())
+            }
+            None => std::borrow::Cow::Owned(record_route(&self.host_port(local), transport)),
+        }
     }
+}
+
+/// The longest text of an IP address (an IPv6 address with an embedded IPv4).
+const IP_TEXT_MAX: usize = 45;
+
+/// `ip` as text in `buf`, without a heap allocation: the `received` parameter of
+/// every request whose Via asks for `rport` (RFC 3581 §4).
+fn ip_text(ip: IpAddr, buf: &mut [u8; IP_TEXT_MAX]) -> &[u8] {
+    use std::io::Write;
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    // Cannot fail: IP_TEXT_MAX holds the longest address.
+    let _ = write!(cursor, "{ip}");
+    let n = cursor.position() as usize;
+    &buf[..n]
+}
+
+/// `<sip:host:port;lr>`, with `transport=tcp` over TCP (RFC 3261 §16.6 step 4).
+fn record_route(host_port: &str, transport: Transport) -> String {
+    let t = match transport {
+        Transport::Udp => "",
+        Transport::Tcp => ";transport=tcp",
+    };
+    format!("<sip:{host_port}{t};lr>")
 }
 
 /// `host:port` for our Via and Record-Route; IPv6 in brackets (RFC 5118 §4.1).

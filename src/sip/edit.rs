@@ -199,7 +199,8 @@ impl<'m> Editor<'m> {
             return self;
         };
         let elem = &value[s..e];
-        let rport_text = rport.map(|p| p.to_string());
+        let port = rport.map(|p| decimal(u32::from(p)));
+        let rport_text = port.as_ref().map(|(digits, start)| &digits[*start..]);
         let mut out = Vec::with_capacity(elem.len() + 48);
         let mut pieces = elem.split(|&b| b == b';');
         out.extend_from_slice(pieces.next().unwrap_or_default());
@@ -215,7 +216,7 @@ impl<'m> Editor<'m> {
             } else if name.eq_ignore_ascii_case(b"rport") && rport_text.is_some() {
                 saw_rport = true;
                 out.extend_from_slice(b"rport=");
-                out.extend_from_slice(rport_text.as_deref().unwrap_or_default().as_bytes());
+                out.extend_from_slice(rport_text.unwrap_or_default());
             } else {
                 out.extend_from_slice(piece);
             }
@@ -224,9 +225,9 @@ impl<'m> Editor<'m> {
             out.extend_from_slice(b";received=");
             out.extend_from_slice(r);
         }
-        if let (Some(p), false) = (&rport_text, saw_rport) {
+        if let (Some(p), false) = (rport_text, saw_rport) {
             out.extend_from_slice(b";rport=");
-            out.extend_from_slice(p.as_bytes());
+            out.extend_from_slice(p);
         }
         let base = u32::from(h.value_start);
         let ins = self.stash_line(b"", &out, b"");

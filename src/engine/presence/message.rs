@@ -91,6 +91,6 @@ impl Presence {
         if verdict.decision == Decision::Pending && identity != IdentitySource::Anonymous {
             self.record_pending(now_ms, &owner, &watcher, PendingHow::Call, out);
         }
-        Enforced::route().about(&watcher, &owner, Some(verdict))
+        Enforced::route().about_owned(watcher, owner, Some(verdict))
     }
 }

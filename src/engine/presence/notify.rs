@@ -205,7 +205,7 @@ impl Presence {
             Step::Route
         };
         Enforced::step(step)
-            .about(&watcher, &owner, Some(verdict))
+            .about_owned(watcher, owner, Some(verdict))
             .because("untracked dialog")
     }
 

@@ -80,7 +80,7 @@ impl Presence {
             terminated: false,
         };
         self.dialogs.insert(key, dialog);
-        Enforced::route().about(&watcher, &owner, Some(verdict))
+        Enforced::route().about_owned(watcher, owner, Some(verdict))
     }
 
     /// The upstream's response to a SUBSCRIBE of a tracked dialog.
