@@ -202,6 +202,18 @@ const SWEEP_STEP: usize = 8;
 const EVICTION_WARN_EVERY_MS: u64 = 10_000;
 
 impl AgeQueue {
+    /// A queue with room reserved for `n` entries. Growing by doubling copies the
+    /// whole queue and faults in all of the new block at once: at 64 000 dialogs a
+    /// 1.5 MB copy and 3 MB of fresh pages inside one SUBSCRIBE, hundreds of µs on
+    /// the packet path. Reserved but untouched pages cost no memory; they fault in
+    /// one at a time as the queue reaches them.
+    fn with_capacity(n: usize) -> Self {
+        AgeQueue {
+            queue: VecDeque::with_capacity(n),
+            ..AgeQueue::default()
+        }
+    }
+
     fn push(&mut self, entry: (DialogKey, u64), is_live: impl FnMut(&(DialogKey, u64)) -> bool) {
         self.queue.push_back(entry);
         if self.sweep.is_none() && self.queue.len() > 2 * self.live_at_sweep + 1_024 {
@@ -265,7 +277,8 @@ impl DialogTable {
                 crate::engine::GROWING_MAP_SHARDS,
             ),
             wheel: Mutex::new(ExpiryWheel::new(1_000, 4_096)),
-            age: Mutex::new(AgeQueue::default()),
+            // Live entries never outnumber the cap by more than a sweep's slack.
+            age: Mutex::new(AgeQueue::with_capacity(caps.global.saturating_add(1_024))),
             pending_age: Mutex::new(AgeQueue::default()),
             caps,
             evicted: AtomicU64::new(0),
@@ -653,6 +666,22 @@ mod tests {
             }
             assert_eq!(q.queue.len(), pushes, "only the new entries, once each");
         }
+    }
+
+    /// The age queue never doubles (a copy of every entry) on the way to the cap.
+    #[test]
+    fn the_age_queue_has_room_for_the_cap_from_the_start() {
+        let t = DialogTable::new(Caps {
+            per_owner: 10,
+            global: 5_000,
+        });
+        let before = t.age.lock().unwrap().queue.as_slices().0.as_ptr();
+        for i in 0..5_000 {
+            t.insert(key(i), dialog(&format!("u{i}@example.com"), u64::from(i), false));
+        }
+        let age = t.age.lock().unwrap();
+        assert_eq!(age.queue.len(), 5_000);
+        assert_eq!(age.queue.as_slices().0.as_ptr(), before, "the queue was moved");
     }
 
     /// The kept count follows every way a dialog comes and goes.
