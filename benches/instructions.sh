@@ -75,6 +75,6 @@ echo "inclusive instructions per message, top 25 (functions of the binary, and m
 # callgrind_annotate lists a function once per source file its (inlined) code came
 # from; the largest of those inclusive figures is the function's own.
 callgrind_annotate --inclusive=yes "$OUT" 2> /dev/null | grep -E '^ *[0-9,]+ \(' \
-  | awk -v m=$msgs '{ n = $1; gsub(",", "", n); f = $0; sub(/ \[[^]]*\]$/, "", f); sub(/^[^(]*\([^)]*\) +/, "", f); sub(/^[^:]*:/, "", f); sub(/ \([0-9,]+x\)$/, "", f)
+  | awk -v m=$msgs '{ n = $1; gsub(",", "", n); n = n + 0; f = $0; sub(/ \[[^]]*\]$/, "", f); sub(/^[^(]*\([^)]*\) +/, "", f); sub(/^[^:]*:/, "", f); sub(/ \([0-9,]+x\)$/, "", f)
       if (f ~ /^presence_proxy::|^(malloc|free|realloc)$/ && n > best[f]) best[f] = n }
     END { for (f in best) printf "%8d  %s\n", best[f] / m, f }' | sort -rn | head -25
