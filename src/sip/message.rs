@@ -90,6 +90,69 @@ pub struct Message {
     pub(crate) lf_only: bool,
     /// The data ended after the last header line without the empty line.
     pub(crate) blank_missing: bool,
+    /// The first two Via values, parsed once by validation ([`super::parse_into`]):
+    /// the engine reads the top one several times per message and a response's
+    /// next one too, and a Via parse is about 1 100 instructions
+    /// (`benches/instructions.sh`). `None` where not parsed (a lenient scan).
+    pub(crate) top_vias: [Option<ViaSpans>; 2],
+}
+
+/// `[start, end)` of a value inside [`Message::raw`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span(u16, u16);
+
+/// A parsed [`Via`] kept as offsets into the message it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ViaSpans {
+    transport: Span,
+    host: Span,
+    port: Option<u16>,
+    branch: Option<Span>,
+    received: Option<Span>,
+    rport: Option<Option<u16>>,
+    params: Span,
+}
+
+impl ViaSpans {
+    /// `v`'s offsets in `raw`; `None` when a part of it is not inside `raw`.
+    pub(crate) fn of(raw: &[u8], v: &Via<'_>) -> Option<ViaSpans> {
+        let span = |s: &[u8]| -> Option<Span> {
+            if s.is_empty() {
+                return Some(Span(0, 0));
+            }
+            let start = (s.as_ptr() as usize).checked_sub(raw.as_ptr() as usize)?;
+            let end = start.checked_add(s.len())?;
+            (end <= raw.len()).then(|| Span(start as u16, end as u16))
+        };
+        let opt = |s: Option<&[u8]>| -> Option<Option<Span>> {
+            match s {
+                Some(s) => span(s).map(Some),
+                None => Some(None),
+            }
+        };
+        Some(ViaSpans {
+            transport: span(v.transport)?,
+            host: span(v.host)?,
+            port: v.port,
+            branch: opt(v.branch)?,
+            received: opt(v.received)?,
+            rport: v.rport,
+            params: span(v.params)?,
+        })
+    }
+
+    fn get<'a>(&self, raw: &'a [u8]) -> Via<'a> {
+        let s = |sp: Span| &raw[sp.0 as usize..sp.1 as usize];
+        Via {
+            transport: s(self.transport),
+            host: s(self.host),
+            port: self.port,
+            branch: self.branch.map(s),
+            received: self.received.map(s),
+            rport: self.rport,
+            params: s(self.params),
+        }
+    }
 }
 
 impl std::fmt::Debug for Message {
@@ -121,6 +184,7 @@ impl Message {
             body_end: 0,
             lf_only: false,
             blank_missing: false,
+            top_vias: [None; 2],
         }
     }
 
@@ -255,7 +319,13 @@ impl Message {
 
     /// Every Via value, topmost first; a malformed value ends the iteration.
     pub fn vias(&self) -> impl Iterator<Item = Via<'_>> {
-        self.values_of_kind(HeaderKind::Via).map_while(Via::parse)
+        let parsed = self.top_vias.iter().map_while(|v| *v);
+        let skip = parsed.clone().count();
+        parsed.map(|v| v.get(&self.raw)).chain(
+            self.values_of_kind(HeaderKind::Via)
+                .skip(skip)
+                .map_while(Via::parse),
+        )
     }
 
     /// Max-Forwards (RFC 3261 §20.22); `None` when absent or not a number.

@@ -16,7 +16,7 @@ use nom::IResult;
 
 use super::error::ParseError;
 use super::header::{find_byte, split_commas, trim_lws, HeaderKind};
-use super::message::{Header, Message, StartLine, MAX_HEADERS_CAPACITY, MAX_MESSAGE_SPAN};
+use super::message::{Header, Message, StartLine, ViaSpans, MAX_HEADERS_CAPACITY, MAX_MESSAGE_SPAN};
 use super::method::Method;
 use super::uri::Uri;
 use super::values::{is_token, parse_cseq, parse_u32, run_len, NameAddr, Via, TOKEN};
@@ -39,7 +39,8 @@ pub fn parse(data: Bytes, limits: &Limits) -> Result<Message, ParseError> {
 /// `Result<Message, _>` moved the 1.1 KB inline index once more per hop.
 pub fn parse_into(data: Bytes, limits: &Limits, out: &mut Message) -> Result<(), ParseError> {
     scan(data, limits, true, out)?;
-    validate(out)
+    out.top_vias = validate(out)?;
+    Ok(())
 }
 
 /// Best-effort scan of a message that failed [`parse`], so a 400 can still copy
@@ -142,6 +143,8 @@ fn to_u32(n: usize) -> u32 {
 
 /// Scans `data` into `out` (every field of `out` is overwritten on success).
 fn scan(data: Bytes, limits: &Limits, strict: bool, out: &mut Message) -> Result<(), ParseError> {
+    // A reused message keeps nothing of the last one parsed into it.
+    out.top_vias = [None; 2];
     let max_message = limits.max_message.min(MAX_MESSAGE_SPAN);
     if data.len() > max_message {
         return Err(ParseError::MessageTooLarge {
@@ -383,7 +386,10 @@ fn name_of(kind: HeaderKind) -> &'static str {
 /// fixed order (missing, duplicated, Request-URI, From, To, Call-ID, CSeq, Via,
 /// Max-Forwards, Contact, Route, Record-Route), so a message with several faults
 /// always gets the same reason whatever the order of its lines.
-fn validate(msg: &Message) -> Result<(), ParseError> {
+/// Returns the first two Vias as parsed on the way ([`Message::vias`] serves them).
+fn validate(msg: &Message) -> Result<[Option<ViaSpans>; 2], ParseError> {
+    let mut top_vias = [None; 2];
+    let mut vias = 0;
     let mut lines = [0u16; HeaderKind::COUNT];
     let mut bad = [false; HeaderKind::COUNT];
     let mut cseq = None;
@@ -406,7 +412,16 @@ fn validate(msg: &Message) -> Result<(), ParseError> {
             HeaderKind::MaxForwards if first => parse_u32(v).is_some_and(|n| n <= 255),
             // Every Via value, not only the top one: a response is routed by the
             // next one after ours is popped (RFC 3261 §18.2.2).
-            HeaderKind::Via => split_commas(v).all(|(s, e)| Via::parse(&v[s..e]).is_some()),
+            HeaderKind::Via => split_commas(v).all(|(s, e)| match Via::parse(&v[s..e]) {
+                Some(via) => {
+                    if let Some(slot) = top_vias.get_mut(vias) {
+                        *slot = ViaSpans::of(&msg.raw, &via);
+                    }
+                    vias += 1;
+                    true
+                }
+                None => false,
+            }),
             HeaderKind::Contact => split_commas(v).all(|(s, e)| {
                 let elem = &v[s..e];
                 elem == b"*" || NameAddr::parse(elem).is_some()
@@ -463,7 +478,7 @@ fn validate(msg: &Message) -> Result<(), ParseError> {
             return Err(ParseError::BadHeader(name_of(kind)));
         }
     }
-    Ok(())
+    Ok(top_vias)
 }
 
 #[cfg(test)]
@@ -680,6 +695,33 @@ l: 5\r\n\r\nhello";
             lenient.call_id(),
             Some(&b"a84b4c76e66710@pc33.example.com"[..])
         );
+    }
+
+    /// The Vias validation parsed are served as parsing them again would give
+    /// them, whatever the layout: one per line, several per line, folded, bare LF.
+    #[test]
+    fn vias_served_from_validation_equal_a_fresh_parse() {
+        let msgs: [&[u8]; 4] = [
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKpp1;received=10.0.0.9\r\nVia: SIP/2.0/TCP [::1]:5062;rport=5999;branch=z9hG4bKa\r\nVia: SIP/2.0/UDP h3\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 SUBSCRIBE\r\n\r\n",
+            b"SIP/2.0 200 OK\r\nv: SIP/2.0/UDP a.example.com;branch=z9hG4bK1 , SIP/2.0/UDP b:5080;rport;branch=z9hG4bK2,SIP/2.0/UDP c\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 SUBSCRIBE\r\n\r\n",
+            b"OPTIONS sip:x@y SIP/2.0\nVia: SIP  /  2.0 / UDP\n   192.0.2.2;branch=z9hG4bKf\nFrom: <sip:a@b>;tag=1\nTo: <sip:c@d>\nCall-ID: x\nCSeq: 1 OPTIONS\nMax-Forwards: 70\n\n",
+            SUBSCRIBE,
+        ];
+        let mut m = Message::empty();
+        for raw in msgs {
+            parse_into(Bytes::copy_from_slice(raw), &Limits::default(), &mut m).unwrap();
+            assert!(m.top_vias[0].is_some(), "validation kept the top Via");
+            let fresh: Vec<_> = m
+                .values_of_kind(HeaderKind::Via)
+                .map_while(Via::parse)
+                .collect();
+            assert_eq!(m.vias().collect::<Vec<_>>(), fresh);
+            assert_eq!(m.top_via(), fresh.first().copied());
+        }
+        // A lenient scan parses no Via ahead: the accessors parse them.
+        let lenient = scan_lenient(msgs[0]).unwrap();
+        assert_eq!(lenient.top_vias, [None, None]);
+        assert_eq!(lenient.vias().count(), 3);
     }
 
     #[test]
