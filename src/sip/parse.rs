@@ -16,7 +16,9 @@ use nom::IResult;
 
 use super::error::ParseError;
 use super::header::{find_byte, split_commas, trim_lws, HeaderKind};
-use super::message::{Header, Message, StartLine, ViaSpans, MAX_HEADERS_CAPACITY, MAX_MESSAGE_SPAN};
+use super::message::{
+    Header, Message, NameAddrSpans, StartLine, ViaSpans, MAX_HEADERS_CAPACITY, MAX_MESSAGE_SPAN,
+};
 use super::method::Method;
 use super::uri::Uri;
 use super::values::{is_token, parse_cseq, parse_u32, run_len, NameAddr, Via, TOKEN};
@@ -39,7 +41,7 @@ pub fn parse(data: Bytes, limits: &Limits) -> Result<Message, ParseError> {
 /// `Result<Message, _>` moved the 1.1 KB inline index once more per hop.
 pub fn parse_into(data: Bytes, limits: &Limits, out: &mut Message) -> Result<(), ParseError> {
     scan(data, limits, true, out)?;
-    out.top_vias = validate(out)?;
+    (out.top_vias, out.from_to) = validate(out)?;
     Ok(())
 }
 
@@ -145,6 +147,7 @@ fn to_u32(n: usize) -> u32 {
 fn scan(data: Bytes, limits: &Limits, strict: bool, out: &mut Message) -> Result<(), ParseError> {
     // A reused message keeps nothing of the last one parsed into it.
     out.top_vias = [None; 2];
+    out.from_to = [None; 2];
     let max_message = limits.max_message.min(MAX_MESSAGE_SPAN);
     if data.len() > max_message {
         return Err(ParseError::MessageTooLarge {
@@ -386,9 +389,14 @@ fn name_of(kind: HeaderKind) -> &'static str {
 /// fixed order (missing, duplicated, Request-URI, From, To, Call-ID, CSeq, Via,
 /// Max-Forwards, Contact, Route, Record-Route), so a message with several faults
 /// always gets the same reason whatever the order of its lines.
-/// Returns the first two Vias as parsed on the way ([`Message::vias`] serves them).
-fn validate(msg: &Message) -> Result<[Option<ViaSpans>; 2], ParseError> {
+/// What validation parsed and the message keeps: the first two Vias, From and To.
+type Parsed = ([Option<ViaSpans>; 2], [Option<NameAddrSpans>; 2]);
+
+/// Returns the first two Vias, and From and To, as parsed on the way
+/// ([`Message::vias`], [`Message::from`] and [`Message::to`] serve them).
+fn validate(msg: &Message) -> Result<Parsed, ParseError> {
     let mut top_vias = [None; 2];
+    let mut from_to = [None; 2];
     let mut vias = 0;
     let mut lines = [0u16; HeaderKind::COUNT];
     let mut bad = [false; HeaderKind::COUNT];
@@ -400,7 +408,13 @@ fn validate(msg: &Message) -> Result<[Option<ViaSpans>; 2], ParseError> {
         let v = h.value(msg);
         let ok = match kind {
             // Only the first line counts here: a second one is refused as a duplicate.
-            HeaderKind::From | HeaderKind::To if first => NameAddr::parse(v).is_some(),
+            HeaderKind::From | HeaderKind::To if first => match NameAddr::parse(v) {
+                Some(n) => {
+                    from_to[usize::from(kind == HeaderKind::To)] = NameAddrSpans::of(&msg.raw, &n);
+                    true
+                }
+                None => false,
+            },
             HeaderKind::CallId if first => {
                 !v.is_empty() && v.iter().all(|&b| b > b' ' && b != 0x7f)
             }
@@ -478,7 +492,7 @@ fn validate(msg: &Message) -> Result<[Option<ViaSpans>; 2], ParseError> {
             return Err(ParseError::BadHeader(name_of(kind)));
         }
     }
-    Ok(top_vias)
+    Ok((top_vias, from_to))
 }
 
 #[cfg(test)]
@@ -697,10 +711,11 @@ l: 5\r\n\r\nhello";
         );
     }
 
-    /// The Vias validation parsed are served as parsing them again would give
-    /// them, whatever the layout: one per line, several per line, folded, bare LF.
+    /// The Vias, From and To validation parsed are served as parsing them again
+    /// would give them, whatever the layout: one per line, several per line,
+    /// folded, bare LF.
     #[test]
-    fn vias_served_from_validation_equal_a_fresh_parse() {
+    fn vias_from_and_to_served_from_validation_equal_a_fresh_parse() {
         let msgs: [&[u8]; 4] = [
             b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKpp1;received=10.0.0.9\r\nVia: SIP/2.0/TCP [::1]:5062;rport=5999;branch=z9hG4bKa\r\nVia: SIP/2.0/UDP h3\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 SUBSCRIBE\r\n\r\n",
             b"SIP/2.0 200 OK\r\nv: SIP/2.0/UDP a.example.com;branch=z9hG4bK1 , SIP/2.0/UDP b:5080;rport;branch=z9hG4bK2,SIP/2.0/UDP c\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 SUBSCRIBE\r\n\r\n",
@@ -717,6 +732,10 @@ l: 5\r\n\r\nhello";
                 .collect();
             assert_eq!(m.vias().collect::<Vec<_>>(), fresh);
             assert_eq!(m.top_via(), fresh.first().copied());
+            assert!(m.from_to.iter().all(Option::is_some), "validation kept From and To");
+            let parse = |k| NameAddr::parse(m.first_of_kind(k).unwrap());
+            assert_eq!(m.from(), parse(HeaderKind::From));
+            assert_eq!(m.to(), parse(HeaderKind::To));
         }
         // A lenient scan parses no Via ahead: the accessors parse them.
         let lenient = scan_lenient(msgs[0]).unwrap();
