@@ -291,8 +291,14 @@ mod tests {
             Aor::parse("sip:%0a@x.org"),
             Err(AorError::BadUser(_))
         ));
-        assert!(matches!(Aor::parse("sip:%e9@x.org"), Err(AorError::BadUser(_))));
-        assert!(matches!(Aor::parse("a@-x.org"), Err(AorError::BadDomain(_))));
+        assert!(matches!(
+            Aor::parse("sip:%e9@x.org"),
+            Err(AorError::BadUser(_))
+        ));
+        assert!(matches!(
+            Aor::parse("a@-x.org"),
+            Err(AorError::BadDomain(_))
+        ));
         assert_eq!(Domain::parse(" Ex.ORG ").unwrap().as_str(), "ex.org");
     }
 

@@ -732,7 +732,10 @@ l: 5\r\n\r\nhello";
                 .collect();
             assert_eq!(m.vias().collect::<Vec<_>>(), fresh);
             assert_eq!(m.top_via(), fresh.first().copied());
-            assert!(m.from_to.iter().all(Option::is_some), "validation kept From and To");
+            assert!(
+                m.from_to.iter().all(Option::is_some),
+                "validation kept From and To"
+            );
             let parse = |k| NameAddr::parse(m.first_of_kind(k).unwrap());
             assert_eq!(m.from(), parse(HeaderKind::From));
             assert_eq!(m.to(), parse(HeaderKind::To));

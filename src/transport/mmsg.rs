@@ -11,7 +11,7 @@
 //! `try_io`, so `WouldBlock` clears the socket's readiness.
 
 use std::io;
-use std::mem;
+use std::mem::{self, MaybeUninit};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
@@ -120,27 +120,41 @@ pub(super) fn send(fd: RawFd, items: &[Transmit]) -> io::Result<usize> {
     if n == 0 {
         return Ok(0);
     }
-    let addrs: [Option<SockAddr>; BATCH] =
-        std::array::from_fn(|i| items.get(i).map(|t| SockAddr::from(t.destination)));
-    // SAFETY: as in `RecvBatch::recv`: plain old data, valid all-zero.
-    let mut iovs: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
-    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
-    // `addrs` holds Some for exactly the first `n` items.
-    for (i, (t, addr)) in items.iter().zip(addrs.iter().flatten()).enumerate() {
-        iovs[i].iov_base = t.data.as_ptr() as *mut libc::c_void;
-        iovs[i].iov_len = t.data.len();
-        let h = &mut hdrs[i].msg_hdr;
+    // Only the first `n` entries of each array are written and passed: a batch is
+    // often one or two datagrams below saturation, and building all BATCH
+    // addresses (132 bytes each) and zeroing all headers every call was most of
+    // this function's instructions there (benches/instructions.sh).
+    let mut addrs = [const { MaybeUninit::<SockAddr>::uninit() }; BATCH];
+    let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; BATCH];
+    let mut hdrs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
+    for (i, t) in items.iter().take(n).enumerate() {
+        let addr = addrs[i].write(SockAddr::from(t.destination));
+        let iov = iovs[i].write(libc::iovec {
+            iov_base: t.data.as_ptr() as *mut libc::c_void,
+            iov_len: t.data.len(),
+        });
+        // SAFETY: `mmsghdr` is plain old data (pointers and integers), valid
+        // all-zero; the fields sendmmsg reads are set below.
+        let hdr = hdrs[i].write(unsafe { mem::zeroed() });
+        let h = &mut hdr.msg_hdr;
         h.msg_name = addr.as_ptr() as *mut libc::c_void;
         h.msg_namelen = addr.len();
-        h.msg_iov = &mut iovs[i];
+        h.msg_iov = iov;
         h.msg_iovlen = 1;
     }
-    // SAFETY: the first `n` headers point at addresses in `addrs` (with their true
-    // lengths) and at one iovec each, which points at the bytes of a `Bytes` in
-    // `items`; all are borrowed for the whole call, and sendmmsg only reads them
-    // (the `*mut` casts are the C signature, nothing is written through them).
-    let sent =
-        unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT) };
+    // SAFETY: the first `n` headers (all written above) point at addresses in
+    // `addrs` (with their true lengths) and at one iovec each, which points at the
+    // bytes of a `Bytes` in `items`; all are borrowed for the whole call, and
+    // sendmmsg reads only those `n` (and writes only their `msg_len`); the `*mut`
+    // casts are the C signature.
+    let sent = unsafe {
+        libc::sendmmsg(
+            fd,
+            hdrs.as_mut_ptr().cast::<libc::mmsghdr>(),
+            n as libc::c_uint,
+            libc::MSG_DONTWAIT,
+        )
+    };
     if sent < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -677,11 +677,18 @@ mod tests {
         });
         let before = t.age.lock().unwrap().queue.as_slices().0.as_ptr();
         for i in 0..5_000 {
-            t.insert(key(i), dialog(&format!("u{i}@example.com"), u64::from(i), false));
+            t.insert(
+                key(i),
+                dialog(&format!("u{i}@example.com"), u64::from(i), false),
+            );
         }
         let age = t.age.lock().unwrap();
         assert_eq!(age.queue.len(), 5_000);
-        assert_eq!(age.queue.as_slices().0.as_ptr(), before, "the queue was moved");
+        assert_eq!(
+            age.queue.as_slices().0.as_ptr(),
+            before,
+            "the queue was moved"
+        );
     }
 
     /// The kept count follows every way a dialog comes and goes.
