@@ -112,7 +112,7 @@ impl Span {
         }
         let start = (s.as_ptr() as usize).checked_sub(raw.as_ptr() as usize)?;
         let end = start.checked_add(s.len())?;
-        (end <= raw.len()).then(|| Span(start as u16, end as u16))
+        (end <= raw.len()).then_some(Span(start as u16, end as u16))
     }
 
     /// [`Span::of`] for an optional part: `None` only when the part is outside.
