@@ -7,6 +7,7 @@ use super::edit::Editor;
 use super::header::{split_commas, trim_lws, HeaderKind};
 use super::index::HeaderIndex;
 use super::method::Method;
+use super::spans::{NameAddrSpans, ViaSpans};
 use super::values::{self, Event, NameAddr, SubscriptionState, Via};
 
 /// Capacity of the inline header index. [`super::Limits::max_headers`] above this
@@ -97,104 +98,6 @@ pub struct Message {
     pub(crate) top_vias: [Option<ViaSpans>; 2],
     /// From and To, parsed once by validation, for the same reason.
     pub(crate) from_to: [Option<NameAddrSpans>; 2],
-}
-
-/// `[start, end)` of a value inside [`Message::raw`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Span(u16, u16);
-
-impl Span {
-    /// Where `s` lies in `raw`; `None` when it is not inside it. An empty slice
-    /// (a parser's `b""`) is an empty span.
-    fn of(raw: &[u8], s: &[u8]) -> Option<Span> {
-        if s.is_empty() {
-            return Some(Span(0, 0));
-        }
-        let start = (s.as_ptr() as usize).checked_sub(raw.as_ptr() as usize)?;
-        let end = start.checked_add(s.len())?;
-        (end <= raw.len()).then_some(Span(start as u16, end as u16))
-    }
-
-    /// [`Span::of`] for an optional part: `None` only when the part is outside.
-    fn of_opt(raw: &[u8], s: Option<&[u8]>) -> Option<Option<Span>> {
-        match s {
-            Some(s) => Span::of(raw, s).map(Some),
-            None => Some(None),
-        }
-    }
-
-    fn get(self, raw: &[u8]) -> &[u8] {
-        &raw[self.0 as usize..self.1 as usize]
-    }
-}
-
-/// A parsed [`NameAddr`] kept as offsets into the message it came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct NameAddrSpans {
-    display: Option<Span>,
-    uri: Span,
-    tag: Option<Span>,
-    params: Span,
-}
-
-impl NameAddrSpans {
-    /// `n`'s offsets in `raw`; `None` when a part of it is not inside `raw`.
-    pub(crate) fn of(raw: &[u8], n: &NameAddr<'_>) -> Option<NameAddrSpans> {
-        Some(NameAddrSpans {
-            display: Span::of_opt(raw, n.display)?,
-            uri: Span::of(raw, n.uri)?,
-            tag: Span::of_opt(raw, n.tag)?,
-            params: Span::of(raw, n.params)?,
-        })
-    }
-
-    fn get<'a>(&self, raw: &'a [u8]) -> NameAddr<'a> {
-        NameAddr {
-            display: self.display.map(|s| s.get(raw)),
-            uri: self.uri.get(raw),
-            tag: self.tag.map(|s| s.get(raw)),
-            params: self.params.get(raw),
-        }
-    }
-}
-
-/// A parsed [`Via`] kept as offsets into the message it came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ViaSpans {
-    transport: Span,
-    host: Span,
-    port: Option<u16>,
-    branch: Option<Span>,
-    received: Option<Span>,
-    rport: Option<Option<u16>>,
-    params: Span,
-}
-
-impl ViaSpans {
-    /// `v`'s offsets in `raw`; `None` when a part of it is not inside `raw`.
-    pub(crate) fn of(raw: &[u8], v: &Via<'_>) -> Option<ViaSpans> {
-        Some(ViaSpans {
-            transport: Span::of(raw, v.transport)?,
-            host: Span::of(raw, v.host)?,
-            port: v.port,
-            branch: Span::of_opt(raw, v.branch)?,
-            received: Span::of_opt(raw, v.received)?,
-            rport: v.rport,
-            params: Span::of(raw, v.params)?,
-        })
-    }
-
-    fn get<'a>(&self, raw: &'a [u8]) -> Via<'a> {
-        Via {
-            transport: self.transport.get(raw),
-            host: self.host.get(raw),
-            port: self.port,
-            branch: self.branch.map(|s| s.get(raw)),
-            received: self.received.map(|s| s.get(raw)),
-            rport: self.rport,
-            params: self.params.get(raw),
-        }
-    }
 }
 
 impl std::fmt::Debug for Message {

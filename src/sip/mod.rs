@@ -19,6 +19,7 @@ mod message;
 mod method;
 mod parse;
 mod response;
+mod spans;
 pub mod uri;
 mod values;
 

@@ -16,10 +16,9 @@ use nom::IResult;
 
 use super::error::ParseError;
 use super::header::{find_byte, split_commas, trim_lws, HeaderKind};
-use super::message::{
-    Header, Message, NameAddrSpans, StartLine, ViaSpans, MAX_HEADERS_CAPACITY, MAX_MESSAGE_SPAN,
-};
+use super::message::{Header, Message, StartLine, MAX_HEADERS_CAPACITY, MAX_MESSAGE_SPAN};
 use super::method::Method;
+use super::spans::{NameAddrSpans, ViaSpans};
 use super::uri::Uri;
 use super::values::{is_token, parse_cseq, parse_u32, run_len, NameAddr, Via, TOKEN};
 use super::Limits;
