@@ -211,6 +211,30 @@ fn import_replaces_everything_and_export_round_trips() {
     assert_eq!(store.export(), doc);
 }
 
+/// A watcher's user may arrive escaped with characters a URI carries only escaped
+/// (`%23` is `#`, `%5E` is `^`): the pending request it leaves must not stop the
+/// store from opening again (its text read back failed, and with it the start).
+#[test]
+fn a_pending_request_from_an_escaped_user_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, odd) = (
+        aor("alice@example.com"),
+        aor("sip:%2A21%23%5Ex@partner.net"),
+    );
+    assert_eq!(odd.user(), "*21#^x");
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        store.apply(Change::SetOrg { org: org() }).unwrap();
+        assert!(store
+            .record_pending(&alice, &odd, PendingHow::Subscribe, 1_000)
+            .unwrap());
+    }
+    let store = reopen(dir.path()).expect("the store opens again");
+    let p = store.pending(&alice);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].watcher, odd);
+}
+
 #[test]
 fn pending_requests_are_recorded_expired_and_settled_by_answer() {
     let store = SledStore::temporary().unwrap();
