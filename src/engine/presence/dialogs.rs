@@ -198,6 +198,11 @@ struct Sweep {
 /// n / 8 pushes, well before the next one is due (n pushes later).
 const SWEEP_STEP: usize = 8;
 
+/// The most age-queue entries reserved at start (24 MB of address space, untouched
+/// until used): a larger `Caps::global` would ask for more than a machine may map,
+/// or overflow the reservation.
+const AGE_RESERVE_MAX: usize = 1 << 20;
+
 /// The shortest interval between two eviction warnings.
 const EVICTION_WARN_EVERY_MS: u64 = 10_000;
 
@@ -277,8 +282,12 @@ impl DialogTable {
                 crate::engine::GROWING_MAP_SHARDS,
             ),
             wheel: Mutex::new(ExpiryWheel::new(1_000, 4_096)),
-            // Live entries never outnumber the cap by more than a sweep's slack.
-            age: Mutex::new(AgeQueue::with_capacity(caps.global.saturating_add(1_024))),
+            // Live entries never outnumber the cap by more than a sweep's slack; an
+            // embedder's cap in the millions reserves no more than AGE_RESERVE_MAX
+            // (beyond it the queue grows as before).
+            age: Mutex::new(AgeQueue::with_capacity(
+                caps.global.saturating_add(1_024).min(AGE_RESERVE_MAX),
+            )),
             pending_age: Mutex::new(AgeQueue::default()),
             caps,
             evicted: AtomicU64::new(0),
@@ -666,6 +675,18 @@ mod tests {
             }
             assert_eq!(q.queue.len(), pushes, "only the new entries, once each");
         }
+    }
+
+    /// A cap too large to reserve for is still a table, not a crash.
+    #[test]
+    fn an_unbounded_cap_reserves_a_bounded_age_queue() {
+        let t = DialogTable::new(Caps {
+            per_owner: 10,
+            global: usize::MAX,
+        });
+        assert_eq!(t.age.lock().unwrap().queue.capacity(), AGE_RESERVE_MAX);
+        t.insert(key(1), dialog("a@example.com", 1, true));
+        assert_eq!(t.len(), 1);
     }
 
     /// The age queue never doubles (a copy of every entry) on the way to the cap.
