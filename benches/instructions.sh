@@ -1,10 +1,10 @@
 #!/bin/bash
-# benches/instructions.sh [--flows N] [--out FILE]
+# benches/instructions.sh [--flows N] [--out FILE] [--tcp]
 # Environment: PP_BIN (another build of presence-proxy).
 #
 # User-space instructions per forwarded message of the real proxy binary, counted by
 # valgrind's callgrind over the e2e traffic (benches/e2e.sh's 100 000 users, 10 % of
-# pairs blocked, UDP): instrumentation is switched on only after start-up, for N flows
+# pairs blocked; UDP, or with --tcp the watchers over TCP): instrumentation is switched on only after start-up, for N flows
 # (4 messages each) at 500 flows/s, and off again before shutdown. Unlike CPU time on
 # this shared VM, the count does not move with the host's speed, so two builds compare
 # within a fraction of a percent: what a user-space change buys, measured alone (the
@@ -15,12 +15,13 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 W=$ROOT/target/e2e
-FLOWS=3000; OUT=$W/callgrind.out
+FLOWS=3000; OUT=$W/callgrind.out; TCPF=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --flows) FLOWS=$2; shift ;;
     --out) OUT=$2; shift ;;
-    *) echo "usage: $0 [--flows N] [--out FILE]" >&2; exit 2 ;;
+    --tcp) TCPF=--tcp ;;
+    *) echo "usage: $0 [--flows N] [--out FILE] [--tcp]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -60,7 +61,7 @@ for _ in $(seq 1 300); do grep -q "$h" /proc/net/udp && break; sleep 0.2; done
 grep -q "$h" /proc/net/udp || { echo "proxy did not start under valgrind" >&2; tail "$W/instructions.log" >&2; exit 1; }
 sleep 3   # let start-up work (table load, sled open) finish before counting
 callgrind_control -i on "$PID" > /dev/null 2>&1 || exit 1
-"$LG" run --server 127.0.0.1:$SPORT --watcher 127.0.0.1:$WPORT --target 127.0.0.1:$PPORT --rate $RATE \
+"$LG" run --server 127.0.0.1:$SPORT --watcher 127.0.0.1:$WPORT --target 127.0.0.1:$PPORT $TCPF --rate $RATE \
   --window $RATE --count "$FLOWS" --duration-s $((FLOWS / RATE + 1)) --timeout-ms 5000 > "$W/instructions-load.txt" 2>&1
 callgrind_control -i off "$PID" > /dev/null 2>&1
 kill -TERM "$PID"; wait "$PID"; PID=""

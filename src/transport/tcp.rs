@@ -21,6 +21,8 @@ pub(super) const QUEUE: usize = 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Queued messages joined into one write.
 const COALESCE: usize = 64;
+/// Room the framer's buffer has before each read: the most one read takes in.
+const READ_CHUNK: usize = 16 * 1024;
 /// A burst buffer grown past this is given back after use.
 const BURST_KEEP: usize = 256 * 1024;
 
@@ -121,28 +123,26 @@ async fn run_connection(
 
     let mut shutdown = shared.shutdown.clone();
     let mut framer = StreamFramer::new(shared.cfg.max_message);
-    let mut buf = vec![0u8; 16 * 1024];
     let mut out = Vec::new();
     let mut outbox = Outbox::default();
     let idle = shared.cfg.tcp_idle_timeout;
     'conn: loop {
-        let n = tokio::select! {
+        tokio::select! {
             _ = shutdown.changed() => break,
-            r = tokio::time::timeout(idle, reader.read(&mut buf)) => match r {
+            r = tokio::time::timeout(idle, reader.read_buf(framer.spare(READ_CHUNK))) => match r {
                 Err(_) => {
                     tracing::debug!(%remote, "TCP connection idle; closing");
                     break;
                 }
                 Ok(Ok(0)) => break,
-                Ok(Ok(n)) => n,
+                Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     tracing::debug!(%remote, error = %e, "TCP read failed");
                     break;
                 }
             },
-        };
+        }
         shared.touch();
-        framer.push(&buf[..n]);
         loop {
             match framer.next() {
                 None => break,
