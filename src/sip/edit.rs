@@ -8,9 +8,10 @@ use bytes::Bytes;
 use super::header::{split_commas, HeaderKind};
 use super::message::Message;
 
-/// `n` in decimal, in a fixed buffer: the digits are `buf[start..]`.
-fn decimal(n: u32) -> ([u8; 10], usize) {
-    let mut digits = [0u8; 10];
+/// `n` in decimal, in a fixed buffer: the digits are `buf[start..]`. Without the
+/// formatter, whose machinery costs several hundred instructions per number.
+pub(crate) fn decimal(n: u64) -> ([u8; 20], usize) {
+    let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut n = n;
     loop {
@@ -25,7 +26,7 @@ fn decimal(n: u32) -> ([u8; 10], usize) {
 }
 
 fn push_decimal(out: &mut Vec<u8>, n: u32) {
-    let (digits, start) = decimal(n);
+    let (digits, start) = decimal(u64::from(n));
     out.extend_from_slice(&digits[start..]);
 }
 
@@ -199,7 +200,7 @@ impl<'m> Editor<'m> {
             return self;
         };
         let elem = &value[s..e];
-        let port = rport.map(|p| decimal(u32::from(p)));
+        let port = rport.map(|p| decimal(u64::from(p)));
         let rport_text = port.as_ref().map(|(digits, start)| &digits[*start..]);
         let mut out = Vec::with_capacity(elem.len() + 48);
         let mut pieces = elem.split(|&b| b == b';');
@@ -423,7 +424,7 @@ impl<'m> Editor<'m> {
             Some((s, e)) => &self.buf[s as usize..e as usize],
             None => msg.body(),
         };
-        let (len_digits, len_start) = decimal(u32::try_from(body.len()).unwrap_or(u32::MAX));
+        let (len_digits, len_start) = decimal(body.len() as u64);
         let len_text: &[u8] = &len_digits[len_start..];
         let mut extra = Vec::<u8>::new();
         // (start, end, order, replacement)

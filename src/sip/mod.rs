@@ -23,6 +23,7 @@ mod spans;
 pub mod uri;
 mod values;
 
+pub(crate) use edit::decimal;
 pub use edit::Editor;
 pub use error::ParseError;
 pub use header::HeaderKind;
