@@ -170,12 +170,15 @@ impl Engine {
 
     /// Handles one received message, pushing what must be sent into `out`, and
     /// says what it did.
-    pub fn handle(&self, now_ms: u64, rx: Received, out: &mut Vec<Transmit>) -> Outcome {
+    pub fn handle(&self, now_ms: u64, mut rx: Received, out: &mut Vec<Transmit>) -> Outcome {
         let direction = self.router.direction_of(&rx);
         // Parsed in place: a returned `Result<Message, _>` would be copied here.
+        // The bytes move into the message (a clone of a Vec-backed `Bytes`
+        // allocates); from here on they are `msg.raw()`, even when parsing fails.
         let mut msg = sip::Message::empty();
-        if let Err(e) = sip::parse_into(rx.data.clone(), &self.config().limits, &mut msg) {
-            return self.malformed(&rx, direction, &e, out);
+        let data = std::mem::take(&mut rx.data);
+        if let Err(e) = sip::parse_into(data, &self.config().limits, &mut msg) {
+            return self.malformed(&rx, msg.raw(), direction, &e, out);
         }
         // Every message is classified here, once, before routing: the place where
         // presence enforcement looks at SUBSCRIBE / NOTIFY / MESSAGE and their
@@ -349,22 +352,23 @@ impl Engine {
     fn malformed(
         &self,
         rx: &Received,
+        data: &[u8],
         direction: Direction,
         e: &sip::ParseError,
         out: &mut Vec<Transmit>,
     ) -> Outcome {
         let reason = e.reason();
-        if rx.data.starts_with(b"SIP/") {
+        if data.starts_with(b"SIP/") {
             self.metrics.dropped(DropReason::MalformedResponse);
             tracing::debug!(source = %rx.source, error = %e, "malformed response dropped");
             return Outcome::new(direction, Handled::Dropped).because(reason);
         }
-        if rx.data.starts_with(b"ACK ") {
+        if data.starts_with(b"ACK ") {
             self.metrics.dropped(DropReason::AckNotForwardable);
             tracing::debug!(source = %rx.source, error = %e, "malformed ACK dropped");
             return Outcome::new(direction, Handled::Dropped).because(reason);
         }
-        match sip::bad_request(&rx.data, reason) {
+        match sip::bad_request(data, reason) {
             Some(data) => {
                 self.metrics.refused(Refusal::Malformed);
                 tracing::debug!(source = %rx.source, error = %e, "malformed request refused");

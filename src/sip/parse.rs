@@ -34,7 +34,8 @@ pub fn parse(data: Bytes, limits: &Limits) -> Result<Message, ParseError> {
 }
 
 /// [`parse`] into `out`, which is overwritten: on success it is the parsed
-/// message; on error its content is unspecified (but safe to drop or reuse).
+/// message; on error only [`Message::raw`] means anything: it holds `data`, less
+/// any CRLFs before the start line, for a caller to answer the message with.
 ///
 /// The index is written in place, so nothing is copied on return: a returned
 /// `Result<Message, _>` moved the 1.1 KB inline index once more per hop.
@@ -147,27 +148,30 @@ fn scan(data: Bytes, limits: &Limits, strict: bool, out: &mut Message) -> Result
     // A reused message keeps nothing of the last one parsed into it.
     out.top_vias = [None; 2];
     out.from_to = [None; 2];
+    // The bytes live in `out` from here on, so a caller still has them to answer
+    // a message that fails (a 400 needs its Via, From, To) without keeping a clone.
+    out.raw = data;
     let max_message = limits.max_message.min(MAX_MESSAGE_SPAN);
-    if data.len() > max_message {
+    if out.raw.len() > max_message {
         return Err(ParseError::MessageTooLarge {
-            size: data.len(),
+            size: out.raw.len(),
             limit: max_message,
         });
     }
     // RFC 3261 §7.5: CRLFs before the start line are ignored.
-    let lead = data
+    let lead = out
+        .raw
         .iter()
         .take_while(|&&b| b == b'\r' || b == b'\n')
         .count();
     // `advance`/`truncate` adjust the handle in place; `slice` would clone it, and
     // cloning a Vec-backed `Bytes` allocates its shared header.
-    let mut data = data;
-    data.advance(lead);
-    if data.is_empty() {
+    out.raw.advance(lead);
+    if out.raw.is_empty() {
         return Err(ParseError::Empty);
     }
     let max_headers = limits.max_headers.min(MAX_HEADERS_CAPACITY);
-    let d: &[u8] = &data;
+    let d: &[u8] = &out.raw;
 
     let (line_end, next) = match find_lf(d, 0) {
         Some(lf) => (lf, lf + 1),
@@ -334,8 +338,7 @@ fn scan(data: Bytes, limits: &Limits, strict: bool, out: &mut Message) -> Result
 
     // Bytes past Content-Length in a datagram are not part of the message
     // (RFC 3261 §18.3).
-    data.truncate(body_end);
-    out.raw = data;
+    out.raw.truncate(body_end);
     out.start = start;
     out.start_line_end = to_u32(next);
     out.headers_end = to_u32(headers_end);
@@ -512,6 +515,34 @@ Content-Length: 0\r\n\r\n";
 
     fn p(b: &[u8]) -> Result<Message, ParseError> {
         parse(Bytes::copy_from_slice(b), &Limits::default())
+    }
+
+    /// A caller answers a message that fails with a 400 built from its bytes, so
+    /// the failed parse leaves them in the message, whichever step refused it.
+    #[test]
+    fn a_failed_parse_keeps_the_bytes() {
+        let no_via = String::from_utf8_lossy(SUBSCRIBE).replace(
+            "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport\r\n",
+            "",
+        );
+        let bad_line =
+            String::from_utf8_lossy(SUBSCRIBE).replace("Event: presence", "Event presence");
+        let too_big = format!(
+            "{}{}",
+            String::from_utf8_lossy(SUBSCRIBE),
+            "x".repeat(70_000)
+        );
+        for (text, lead) in [(no_via, "\r\n"), (bad_line, ""), (too_big, "")] {
+            let data = Bytes::from(format!("{lead}{text}"));
+            let mut msg = Message::empty();
+            let limits = Limits::default();
+            assert!(parse_into(data.clone(), &limits, &mut msg).is_err());
+            assert_eq!(
+                msg.raw().as_ref(),
+                text.as_bytes(),
+                "less the leading CRLF only"
+            );
+        }
     }
 
     #[test]
