@@ -167,22 +167,38 @@ impl StreamFramer {
     }
 
     /// Length of the header block including the empty line, resuming the search
-    /// where the previous call stopped.
+    /// where the previous call stopped. Two SIMD searches over the block instead
+    /// of a stop at every line: the empty line is `\n\r\n`, or `\n\n` from a
+    /// peer that ends lines with a bare LF (RFC 3261 §7.5), whichever comes first.
     fn find_header_end(&mut self) -> Option<usize> {
         let b = &self.buf[..];
         let start = self.scanned.saturating_sub(3);
-        for lf in memchr::memchr_iter(b'\n', &b[start..]) {
-            let after = &b[start + lf + 1..];
-            if after.starts_with(b"\r\n") {
-                return Some(start + lf + 3);
-            }
-            if after.first() == Some(&b'\n') {
-                return Some(start + lf + 2);
+        let crlf = finders().crlf.find(&b[start..]).map(|i| start + i + 3);
+        // A bare-LF end can only come before the CRLF one; search up to it.
+        let lf_upto = crlf.map_or(b.len(), |e| e - 1);
+        let lf = finders().lf.find(&b[start..lf_upto]).map(|i| start + i + 2);
+        match lf.or(crlf) {
+            Some(end) => Some(end),
+            None => {
+                self.scanned = b.len();
+                None
             }
         }
-        self.scanned = b.len();
-        None
     }
+}
+
+struct Finders {
+    crlf: memchr::memmem::Finder<'static>,
+    lf: memchr::memmem::Finder<'static>,
+}
+
+/// Built once: a `Finder`'s set-up costs more than a search of one header block.
+fn finders() -> &'static Finders {
+    static FINDERS: std::sync::OnceLock<Finders> = std::sync::OnceLock::new();
+    FINDERS.get_or_init(|| Finders {
+        crlf: memchr::memmem::Finder::new(b"\n\r\n"),
+        lf: memchr::memmem::Finder::new(b"\n\n"),
+    })
 }
 
 /// The Content-Length of a header block (long form or compact `l`, RFC 3261
@@ -280,6 +296,35 @@ mod tests {
                 "cut at {cut}"
             );
             assert_eq!(f.next(), None);
+        }
+    }
+
+    proptest::proptest! {
+        /// The header block ends at the first LF followed by CRLF or LF, however
+        /// the bytes arrive: the searches agree with a walk over every LF.
+        #[test]
+        fn the_header_end_is_the_first_empty_line(
+            text in "[a\r\n]{0,40}",
+            cut in 0usize..41,
+        ) {
+            let b = text.as_bytes();
+            let want = (0..b.len()).find_map(|i| {
+                let rest = &b[i..];
+                if rest.starts_with(b"\n\r\n") {
+                    Some(i + 3)
+                } else if rest.starts_with(b"\n\n") {
+                    Some(i + 2)
+                } else {
+                    None
+                }
+            });
+            let mut f = StreamFramer::default();
+            let cut = cut.min(b.len());
+            f.buf.extend_from_slice(&b[..cut]);
+            let early = f.find_header_end();
+            f.buf.extend_from_slice(&b[cut..]);
+            let got = early.or_else(|| f.find_header_end());
+            proptest::prop_assert_eq!(got, want);
         }
     }
 
