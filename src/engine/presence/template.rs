@@ -21,6 +21,7 @@ use crate::sip::{HeaderKind, Message, SubscriptionState};
 const VIA: &[u8] = b"Via: SIP/2.0/UDP 0.0.0.0";
 
 /// One header line as kept in the template (`None`: left out).
+#[derive(Clone, Copy)]
 enum Kept<'a> {
     /// The line as it came.
     Line(&'a [u8]),
@@ -56,10 +57,27 @@ impl Kept<'_> {
     }
 }
 
-/// The lines of the template, in the message's order.
-fn kept<'a>(msg: &'a Message) -> impl Iterator<Item = Kept<'a>> + 'a {
-    let raw: &[u8] = msg.raw();
-    let (mut via, mut state) = (true, true);
+/// The first Subscription-State as kept: cut to its name and state word, or whole
+/// when it does not parse (as `subscription_state()` reads it). Worked out once
+/// per template, not once per pass over the headers.
+fn kept_state(msg: &Message) -> Option<Kept<'_>> {
+    let h = msg
+        .headers()
+        .iter()
+        .find(|h| h.kind() == HeaderKind::SubscriptionState)?;
+    Some(match SubscriptionState::parse(h.value(msg)) {
+        Some(s) => Kept::State(
+            &msg.raw()[h.line_start as usize..h.value_start as usize],
+            s.state,
+        ),
+        None => Kept::Line(h.line(msg)),
+    })
+}
+
+/// The lines of the template, in the message's order; `state` is
+/// [`kept_state`]'s answer, standing in for the first Subscription-State.
+fn kept<'a>(msg: &'a Message, state: Option<Kept<'a>>) -> impl Iterator<Item = Kept<'a>> + 'a {
+    let (mut via, mut state) = (true, state);
     msg.headers().iter().filter_map(move |h| match h.kind() {
         HeaderKind::Via if via => {
             // In the first Via's place, so the headers keep their order.
@@ -72,16 +90,7 @@ fn kept<'a>(msg: &'a Message) -> impl Iterator<Item = Kept<'a>> + 'a {
         | HeaderKind::ContentType
         | HeaderKind::ContentLength
         | HeaderKind::ContentEncoding => None,
-        HeaderKind::SubscriptionState if state => {
-            state = false;
-            // Unparsable: kept whole, as `subscription_state()` reads it.
-            Some(match SubscriptionState::parse(h.value(msg)) {
-                Some(s) => {
-                    Kept::State(&raw[h.line_start as usize..h.value_start as usize], s.state)
-                }
-                None => Kept::Line(h.line(msg)),
-            })
-        }
+        HeaderKind::SubscriptionState if state.is_some() => state.take(),
         _ => Some(Kept::Line(h.line(msg))),
     })
 }
@@ -94,10 +103,12 @@ pub(super) fn header_template(msg: &Message) -> Box<[u8]> {
     let start_end = msg.start_line_end as usize;
     let eol = msg.eol();
     const CL: &[u8] = b"Content-Length: 0";
-    let len = start_end + kept(msg).map(|k| k.len(eol)).sum::<usize>() + CL.len() + 2 * eol.len();
+    let state = kept_state(msg);
+    let len =
+        start_end + kept(msg, state).map(|k| k.len(eol)).sum::<usize>() + CL.len() + 2 * eol.len();
     let mut out = Vec::with_capacity(len);
     out.extend_from_slice(&raw[..start_end]);
-    for k in kept(msg) {
+    for k in kept(msg, state) {
         k.write(eol, &mut out);
     }
     out.extend_from_slice(CL);
