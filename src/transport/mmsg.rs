@@ -28,20 +28,56 @@ pub(super) const BATCH: usize = 32;
 const SLOT: usize = 65_536;
 
 /// Pre-sized receive buffers, reused for every call: no allocation per datagram.
+/// The `recvmmsg` headers are built once and point into the buffers: zeroing and
+/// refilling all [`BATCH`] of them on every call was most of a call's own work
+/// below saturation, where a call brings one or two datagrams.
 pub(super) struct RecvBatch {
     bufs: Vec<u8>,
     addrs: Vec<libc::sockaddr_storage>,
+    /// One per slot, each naming its slot of `bufs`; boxed so `hdrs` can point at
+    /// them wherever the batch moves.
+    #[expect(dead_code, reason = "read only by the kernel, through `hdrs`")]
+    iovs: Box<[libc::iovec; BATCH]>,
+    hdrs: Box<[libc::mmsghdr; BATCH]>,
+    /// Headers the last call filled: the kernel wrote their `msg_namelen`, which
+    /// must be the address buffer's size again before the next call.
+    filled: usize,
     addr_lens: [libc::socklen_t; BATCH],
     lens: [usize; BATCH],
 }
 
+// SAFETY: the raw pointers in `iovs` and `hdrs` point only into this batch's own
+// heap blocks (`bufs`, `addrs`, `iovs`), which move with it and are never shared
+// or reallocated; sending the batch to another thread sends everything they reach.
+unsafe impl Send for RecvBatch {}
+
+const ADDR_SIZE: libc::socklen_t = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+
 impl RecvBatch {
     pub(super) fn new() -> RecvBatch {
+        let mut bufs = vec![0u8; BATCH * SLOT];
+        // SAFETY: `sockaddr_storage` is plain old data (integers and byte
+        // arrays); all-zero bytes are a valid value of it (family AF_UNSPEC).
+        let mut addrs = vec![unsafe { mem::zeroed::<libc::sockaddr_storage>() }; BATCH];
+        // SAFETY: `iovec` and `mmsghdr` are plain old data (pointers and
+        // integers), valid all-zero; every field recvmmsg reads is set below.
+        let mut iovs: Box<[libc::iovec; BATCH]> = Box::new(unsafe { mem::zeroed() });
+        let mut hdrs: Box<[libc::mmsghdr; BATCH]> = Box::new(unsafe { mem::zeroed() });
+        for i in 0..BATCH {
+            iovs[i].iov_base = bufs[i * SLOT..].as_mut_ptr().cast();
+            iovs[i].iov_len = SLOT;
+            let h = &mut hdrs[i].msg_hdr;
+            h.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_namelen = ADDR_SIZE;
+            h.msg_iov = &mut iovs[i];
+            h.msg_iovlen = 1;
+        }
         RecvBatch {
-            bufs: vec![0; BATCH * SLOT],
-            // SAFETY: `sockaddr_storage` is plain old data (integers and byte
-            // arrays); all-zero bytes are a valid value of it (family AF_UNSPEC).
-            addrs: vec![unsafe { mem::zeroed() }; BATCH],
+            bufs,
+            addrs,
+            iovs,
+            hdrs,
+            filled: 0,
             addr_lens: [0; BATCH],
             lens: [0; BATCH],
         }
@@ -50,34 +86,19 @@ impl RecvBatch {
     /// Receives up to [`BATCH`] datagrams; returns how many. `WouldBlock` when none
     /// is waiting.
     pub(super) fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
-        // Raw pointers taken once, so no later borrow of the vectors invalidates them.
-        let base = self.bufs.as_mut_ptr();
-        let addrs = self.addrs.as_mut_ptr();
-        // SAFETY: the `iovec` and `mmsghdr` arrays are plain old data (pointers and
-        // integers), valid all-zero; every field recvmmsg reads is set below.
-        let mut iovs: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
-        for i in 0..BATCH {
-            // SAFETY: `i * SLOT + SLOT <= bufs.len()` (bufs is BATCH * SLOT bytes)
-            // and `i < addrs.len()` (BATCH), so both offset pointers stay inside
-            // their allocations.
-            iovs[i].iov_base = unsafe { base.add(i * SLOT) }.cast();
-            iovs[i].iov_len = SLOT;
-            let h = &mut hdrs[i].msg_hdr;
-            h.msg_name = unsafe { addrs.add(i) }.cast();
-            h.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_iov = &mut iovs[i];
-            h.msg_iovlen = 1;
+        for h in &mut self.hdrs[..self.filled] {
+            h.msg_hdr.msg_namelen = ADDR_SIZE;
         }
-        // SAFETY: `hdrs` holds BATCH headers, each pointing at one iovec of `iovs`
-        // (SLOT writable bytes inside `bufs`) and at one `sockaddr_storage` of
-        // `addrs` with its true size. All of them are owned by this frame or by
-        // `self`, borrowed mutably, and outlive the call, which only writes inside
-        // those bounds. A null timeout is allowed.
+        self.filled = 0;
+        // SAFETY: `hdrs` holds BATCH headers, each pointing at its iovec in `iovs`
+        // (SLOT writable bytes of `bufs`) and at one `sockaddr_storage` of `addrs`
+        // with its true size (reset above where the kernel changed it). All are
+        // heap blocks owned by `self`, borrowed mutably for the call, which only
+        // writes inside those bounds. A null timeout is allowed.
         let n = unsafe {
             libc::recvmmsg(
                 fd,
-                hdrs.as_mut_ptr(),
+                self.hdrs.as_mut_ptr(),
                 BATCH as libc::c_uint,
                 libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
@@ -87,7 +108,8 @@ impl RecvBatch {
             return Err(io::Error::last_os_error());
         }
         let n = (n as usize).min(BATCH);
-        for (i, h) in hdrs.iter().enumerate().take(n) {
+        self.filled = n;
+        for (i, h) in self.hdrs.iter().enumerate().take(n) {
             self.lens[i] = (h.msg_len as usize).min(SLOT);
             self.addr_lens[i] = h.msg_hdr.msg_namelen;
         }
@@ -207,6 +229,46 @@ mod tests {
             got,
             vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
         );
+    }
+
+    /// The headers are built once: a batch reused for calls of different sizes,
+    /// from different senders, and moved to another thread between them, still
+    /// reads each datagram whole and from its own sender (IPv6 here: the longer
+    /// address, where a stale header would show).
+    #[test]
+    fn a_reused_batch_reads_every_call_afresh() {
+        let b = UdpSocket::bind("[::1]:0").unwrap();
+        b.set_nonblocking(true).unwrap();
+        let to = b.local_addr().unwrap();
+        let senders = [
+            UdpSocket::bind("[::1]:0").unwrap(),
+            UdpSocket::bind("[::1]:0").unwrap(),
+        ];
+        let mut batch = RecvBatch::new();
+        let rounds: [&[&[u8]]; 3] = [
+            &[b"first-long-datagram", b"2", b"three"],
+            &[b"x"],
+            &[b"yy", b"zzz"],
+        ];
+        for (round, datagrams) in rounds.iter().enumerate() {
+            let from = &senders[round % 2];
+            for d in *datagrams {
+                from.send_to(d, to).unwrap();
+            }
+            let mut got = Vec::new();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while got.len() < datagrams.len() && std::time::Instant::now() < deadline {
+                let n = batch.recv(b.as_raw_fd()).unwrap_or(0);
+                for i in 0..n {
+                    let (data, source) = batch.get(i).unwrap();
+                    assert_eq!(source, from.local_addr().unwrap(), "round {round}");
+                    got.push(data.to_vec());
+                }
+            }
+            let want: Vec<Vec<u8>> = datagrams.iter().map(|d| d.to_vec()).collect();
+            assert_eq!(got, want, "round {round}");
+            batch = std::thread::spawn(move || batch).join().unwrap();
+        }
     }
 
     #[test]
