@@ -34,11 +34,12 @@ const SLOT: usize = 65_536;
 pub(super) struct RecvBatch {
     bufs: Vec<u8>,
     addrs: Vec<libc::sockaddr_storage>,
-    /// One per slot, each naming its slot of `bufs`; boxed so `hdrs` can point at
-    /// them wherever the batch moves.
+    /// One per slot, each naming its slot of `bufs`, and the headers naming them.
+    /// Vectors, not boxes: moving a `Box` asserts it is the only way to its
+    /// contents, which the pointers into them would contradict.
     #[expect(dead_code, reason = "read only by the kernel, through `hdrs`")]
-    iovs: Box<[libc::iovec; BATCH]>,
-    hdrs: Box<[libc::mmsghdr; BATCH]>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
     /// Headers the last call filled: the kernel wrote their `msg_namelen`, which
     /// must be the address buffer's size again before the next call.
     filled: usize,
@@ -47,8 +48,9 @@ pub(super) struct RecvBatch {
 }
 
 // SAFETY: the raw pointers in `iovs` and `hdrs` point only into this batch's own
-// heap blocks (`bufs`, `addrs`, `iovs`), which move with it and are never shared
-// or reallocated; sending the batch to another thread sends everything they reach.
+// heap blocks (`bufs`, `addrs`, `iovs`), which move with it and are never shared,
+// resized or reallocated; sending the batch to another thread sends everything
+// they reach.
 unsafe impl Send for RecvBatch {}
 
 const ADDR_SIZE: libc::socklen_t = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -56,21 +58,28 @@ const ADDR_SIZE: libc::socklen_t = mem::size_of::<libc::sockaddr_storage>() as l
 impl RecvBatch {
     pub(super) fn new() -> RecvBatch {
         let mut bufs = vec![0u8; BATCH * SLOT];
-        // SAFETY: `sockaddr_storage` is plain old data (integers and byte
-        // arrays); all-zero bytes are a valid value of it (family AF_UNSPEC).
+        // SAFETY: `sockaddr_storage`, `iovec` and `mmsghdr` are plain old data
+        // (integers, byte arrays, pointers); all-zero bytes are a valid value of
+        // each, and every field recvmmsg reads is set below.
         let mut addrs = vec![unsafe { mem::zeroed::<libc::sockaddr_storage>() }; BATCH];
-        // SAFETY: `iovec` and `mmsghdr` are plain old data (pointers and
-        // integers), valid all-zero; every field recvmmsg reads is set below.
-        let mut iovs: Box<[libc::iovec; BATCH]> = Box::new(unsafe { mem::zeroed() });
-        let mut hdrs: Box<[libc::mmsghdr; BATCH]> = Box::new(unsafe { mem::zeroed() });
-        for i in 0..BATCH {
-            iovs[i].iov_base = bufs[i * SLOT..].as_mut_ptr().cast();
-            iovs[i].iov_len = SLOT;
-            let h = &mut hdrs[i].msg_hdr;
-            h.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
-            h.msg_namelen = ADDR_SIZE;
-            h.msg_iov = &mut iovs[i];
-            h.msg_iovlen = 1;
+        let mut iovs = vec![unsafe { mem::zeroed::<libc::iovec>() }; BATCH];
+        let mut hdrs = vec![unsafe { mem::zeroed::<libc::mmsghdr>() }; BATCH];
+        // Base pointers taken once, so no later borrow of a vector invalidates the
+        // pointers derived from them.
+        let (buf_base, addr_base, iov_base) =
+            (bufs.as_mut_ptr(), addrs.as_mut_ptr(), iovs.as_mut_ptr());
+        for (i, h) in hdrs.iter_mut().enumerate() {
+            // SAFETY: `i < BATCH`: slot `i` of `bufs` (BATCH * SLOT bytes), entry `i`
+            // of `addrs` and of `iovs` (BATCH each) are inside their allocations.
+            unsafe {
+                let iov = iov_base.add(i);
+                (*iov).iov_base = buf_base.add(i * SLOT).cast();
+                (*iov).iov_len = SLOT;
+                h.msg_hdr.msg_name = addr_base.add(i).cast();
+                h.msg_hdr.msg_iov = iov;
+            }
+            h.msg_hdr.msg_namelen = ADDR_SIZE;
+            h.msg_hdr.msg_iovlen = 1;
         }
         RecvBatch {
             bufs,
