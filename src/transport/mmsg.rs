@@ -40,11 +40,10 @@ pub(super) struct RecvBatch {
     #[expect(dead_code, reason = "read only by the kernel, through `hdrs`")]
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
-    /// Headers the last call filled: the kernel wrote their `msg_namelen`, which
-    /// must be the address buffer's size again before the next call.
+    /// Headers the last call filled: their `msg_len` and `msg_namelen` say what
+    /// [`get`](Self::get) returns, and the name length must be the address
+    /// buffer's size again before the next call.
     filled: usize,
-    addr_lens: [libc::socklen_t; BATCH],
-    lens: [usize; BATCH],
 }
 
 // SAFETY: the raw pointers in `iovs` and `hdrs` point only into this batch's own
@@ -87,8 +86,6 @@ impl RecvBatch {
             iovs,
             hdrs,
             filled: 0,
-            addr_lens: [0; BATCH],
-            lens: [0; BATCH],
         }
     }
 
@@ -118,19 +115,20 @@ impl RecvBatch {
         }
         let n = (n as usize).min(BATCH);
         self.filled = n;
-        for (i, h) in self.hdrs.iter().enumerate().take(n) {
-            self.lens[i] = (h.msg_len as usize).min(SLOT);
-            self.addr_lens[i] = h.msg_hdr.msg_namelen;
-        }
         Ok(n)
     }
 
-    /// Datagram `i` of the last [`recv`](Self::recv) and its source; `None` for a
-    /// source that is not an IP address (never on a UDP/IP socket).
+    /// Datagram `i` of the last [`recv`](Self::recv) and its source; `None` past
+    /// what that call received, and for a source that is not an IP address (never
+    /// on a UDP/IP socket).
     pub(super) fn get(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
-        let len = *self.lens.get(i)?;
-        let storage = *self.addrs.get(i)?;
-        let addr_len = self.addr_lens[i];
+        if i >= self.filled {
+            return None;
+        }
+        let h = &self.hdrs[i];
+        let len = (h.msg_len as usize).min(SLOT);
+        let storage = self.addrs[i];
+        let addr_len = h.msg_hdr.msg_namelen;
         if addr_len as usize > mem::size_of::<libc::sockaddr_storage>() {
             return None;
         }
@@ -276,6 +274,10 @@ mod tests {
             }
             let want: Vec<Vec<u8>> = datagrams.iter().map(|d| d.to_vec()).collect();
             assert_eq!(got, want, "round {round}");
+            assert!(
+                batch.get(datagrams.len()).is_none(),
+                "no slot past the last call's count is served (round {round})"
+            );
             batch = std::thread::spawn(move || batch).join().unwrap();
         }
     }
