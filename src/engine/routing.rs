@@ -270,13 +270,13 @@ impl Router {
         branch[BRANCH_PREFIX.len()..BRANCH_PREFIX.len() + 16].copy_from_slice(&hex_u64(tx));
         branch[BRANCH_PREFIX.len() + 16] = b'.';
         branch[BRANCH_PREFIX.len() + 17..].copy_from_slice(&loop_hex);
-        let via = self.via(
+        self.push_via(
+            ed,
             self.local_for(hop.destination),
             hop.transport,
             &branch,
             rx.conn,
         );
-        ed.push_via(&via);
         Ok(hop)
     }
 
@@ -446,39 +446,45 @@ impl Router {
         }
     }
 
-    /// Our Via. Over TCP it carries `alias` (RFC 5923 §5): the next hop may send
+    /// Pushes our Via onto `ed`. Over TCP it carries `alias` (RFC 5923 §5): the next hop may send
     /// its requests for us back over this connection instead of opening one from
     /// an ephemeral port, which would not look like the upstream's address. When
     /// the request came over a TCP connection, the Via names it ([`CONN_PARAM`]) so
     /// the response goes back over that same connection (RFC 3261 §18.2.2)
     /// without the proxy keeping any transaction state.
-    fn via(
+    fn push_via(
         &self,
+        ed: &mut Editor<'_>,
         local: SocketAddr,
         transport: Transport,
         branch: &[u8],
         came_on: Option<ConnId>,
-    ) -> Vec<u8> {
+    ) {
         let host_port = self.host_port(local);
-        let mut via = Vec::with_capacity(96);
-        via.extend_from_slice(match transport {
+        let sent_protocol: &[u8] = match transport {
             Transport::Udp => b"SIP/2.0/UDP ",
             Transport::Tcp => b"SIP/2.0/TCP ",
-        });
-        via.extend_from_slice(host_port.as_bytes());
-        via.extend_from_slice(b";branch=");
-        via.extend_from_slice(branch);
-        if transport == Transport::Tcp {
-            via.extend_from_slice(b";alias");
-        }
-        if let Some(ConnId(id)) = came_on {
-            let (digits, start) = crate::sip::decimal(id);
-            via.push(b';');
-            via.extend_from_slice(CONN_PARAM.as_bytes());
-            via.push(b'=');
-            via.extend_from_slice(&digits[start..]);
-        }
-        via
+        };
+        let alias: &[u8] = match transport {
+            Transport::Udp => b"",
+            Transport::Tcp => b";alias",
+        };
+        let (digits, start) = crate::sip::decimal(came_on.map_or(0, |ConnId(id)| id));
+        let conn: [&[u8]; 4] = match came_on {
+            Some(_) => [b";", CONN_PARAM.as_bytes(), b"=", &digits[start..]],
+            None => [b""; 4],
+        };
+        ed.push_via_parts(&[
+            sent_protocol,
+            host_port.as_bytes(),
+            b";branch=",
+            branch,
+            alias,
+            conn[0],
+            conn[1],
+            conn[2],
+            conn[3],
+        ]);
     }
 
     fn record_route(&self, local: SocketAddr, transport: Transport) -> std::borrow::Cow<'_, str> {

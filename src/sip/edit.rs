@@ -104,13 +104,20 @@ impl<'m> Editor<'m> {
     /// or LF inside `value` becomes a space, so no caller can split a line and
     /// inject a header.
     fn stash_line(&mut self, prefix: &[u8], value: &[u8], suffix: &[u8]) -> (u32, u32) {
+        self.stash_line_parts(prefix, &[value], suffix)
+    }
+
+    /// [`stash_line`](Self::stash_line) of a value given in pieces, each copied
+    /// once, without joining them first.
+    fn stash_line_parts(&mut self, prefix: &[u8], value: &[&[u8]], suffix: &[u8]) -> (u32, u32) {
         let s = self.buf.len();
         self.buf.extend_from_slice(prefix);
-        self.buf.extend(
-            value
-                .iter()
-                .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-        );
+        for part in value {
+            self.buf.extend(
+                part.iter()
+                    .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+            );
+        }
         self.buf.extend_from_slice(suffix);
         (s as u32, self.buf.len() as u32)
     }
@@ -176,11 +183,18 @@ impl<'m> Editor<'m> {
     /// Inserts a new topmost `Via: <value>` line (RFC 3261 §16.6 step 8). Pushing
     /// twice puts the second on top.
     pub fn push_via(&mut self, value: &[u8]) -> &mut Self {
+        self.push_via_parts(&[value])
+    }
+
+    /// [`push_via`](Self::push_via) of a value given in pieces (a proxy's own Via
+    /// is its sent-by, branch and parameters): written straight into the edit
+    /// buffer, with no string built for it per message.
+    pub fn push_via_parts(&mut self, value: &[&[u8]]) -> &mut Self {
         let at = self
             .first_line_start(HeaderKind::Via)
             .unwrap_or(self.msg.start_line_end);
         let eol = self.msg.eol();
-        let ins = self.stash_line(b"Via: ", value, eol);
+        let ins = self.stash_line_parts(b"Via: ", value, eol);
         self.add(at, at, ins, Key::None, true);
         self
     }
@@ -630,6 +644,34 @@ Record-Route: <sip:127.0.0.1:5060;lr>\r\n\r\n";
         assert_eq!(e.header("X-New"), Some(&b"a  Evil: 1"[..]));
         let out = m.edit().push_via(b"SIP/2.0/UDP h\r\nEvil: 2").finish();
         assert!(!text(&out).contains("\nEvil"));
+        // In pieces, a line break inside any piece is neutralised the same way.
+        let out = m
+            .edit()
+            .push_via_parts(&[b"SIP/2.0/UDP h", b"\r\nEvil: 3", b";branch=z9hG4bKx"])
+            .finish();
+        assert!(!text(&out).contains("\nEvil"));
+        assert!(text(&out).contains("\r\nVia: SIP/2.0/UDP h  Evil: 3;branch=z9hG4bKx\r\n"));
+    }
+
+    #[test]
+    fn a_via_in_pieces_is_the_via_joined() {
+        let m = p(REQ);
+        let joined = m
+            .edit()
+            .push_via(b"SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKpp1;alias")
+            .finish();
+        let pieces = m
+            .edit()
+            .push_via_parts(&[
+                b"SIP/2.0/TCP ",
+                b"127.0.0.1:5060",
+                b";branch=",
+                b"z9hG4bKpp1",
+                b";alias",
+                b"",
+            ])
+            .finish();
+        assert_eq!(joined, pieces);
     }
 
     #[test]
